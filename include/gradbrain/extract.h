@@ -39,6 +39,7 @@ typedef struct {
   float *dfs;         /* (max_batch x dim) dL/d(final CLS) */
   float *loss;        /* (max_batch) per-image loss */
   int *labels_used;   /* (max_batch) xent labels actually used */
+  struct gb_dino_teacher *teacher; /* NULL: the teacher is m itself; else a distinct teacher (teacher.h) */
 } gb_signal_batch;
 
 /* Prepares the model's buffers for max_batch images of image_size and the scratch above. */
@@ -72,6 +73,8 @@ typedef struct {
   const char *cmdline;   /* for provenance */
   const char *defaults_applied; /* for provenance: the options left at their defaults */
   gb_rule_opts rules;    /* parameters of fa, dfa, td-nudge, td-view, pc (learning_rules.h) */
+  const char *teacher_model_path; /* NULL: teacher = the model; else a distinct teacher backbone + DINO head (teacher.h) */
+  const char *center_from;        /* NULL: center from the stimuli; else a training checkpoint (center, temperatures) */
 } gb_extract_opts;
 
 /* Fills the defaults of the `gradbrain extract` contract. */

@@ -38,6 +38,17 @@ static const char *HELP =
     "  --views identity|augment  identity: teacher and student see the image; augment: the student\n"
     "                         sees the image, the teacher a seeded random-resized-crop + flip [identity]\n"
     "  --seed S               seed of augmentations and of heads built when absent [0]\n"
+    "  --teacher-model T.safetensors  dino: a distinct teacher backbone with its own DINO head gives the\n"
+    "                         targets (teacher logits t = T's head on T's CLS of the teacher view); the\n"
+    "                         taps and the student logits stay --model's [none: the model is its own\n"
+    "                         teacher]. For a `gradbrain train` checkpoint CKPT_DIR/ckpt_XXXXXX: --model\n"
+    "                         ckpt_XXXXXX.student.safetensors --teacher-model ckpt_XXXXXX.safetensors\n"
+    "                         --center-from ckpt_XXXXXX.json = the training objective at that point\n"
+    "                         (what `gradbrain trajectory` runs for every checkpoint)\n"
+    "  --center-from CKPT.json  dino: the center c is the checkpoint's EMA center (its\n"
+    "                         ckpt_XXXXXX.state.safetensors) and the temperatures are the checkpoint's\n"
+    "                         (teacher: its schedule at the next iteration; student: its config) instead\n"
+    "                         of the stimulus mean and 0.07 / 0.1 (Sinkhorn-Knopp runs: stimulus mean)\n"
     "  --labels FILE          xent labels: one integer per line in image order, or 'id label' lines;\n"
     "                         -1 = the model's own argmax\n"
     "  --batch N              images per batch; results do not depend on it [16]\n"
@@ -123,6 +134,8 @@ int cmd_extract(int argc, char **argv) {
   o.out_path = cli_str(&a, "--out", NULL);
   o.config_path = cli_str(&a, "--config", NULL);
   o.labels_path = cli_str(&a, "--labels", NULL);
+  o.teacher_model_path = cli_str(&a, "--teacher-model", NULL);
+  o.center_from = cli_str(&a, "--center-from", NULL);
   const char *arch = cli_str(&a, "--arch", "auto"), *obj = cli_str(&a, "--objective", "dino");
   const char *pool = cli_str(&a, "--pool", "cls+mean"), *views = cli_str(&a, "--views", "identity");
   char **sig;

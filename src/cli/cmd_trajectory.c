@@ -7,8 +7,11 @@
 
 static void help(void) {
   printf("usage: gradbrain trajectory --checkpoints CKPT_DIR --images DIR --brain B.h5 --out T.h5 [options]\n\n"
-         "For every checkpoint CKPT_DIR/ckpt_XXXXXX.safetensors written by `gradbrain train` (the teacher\n"
-         "backbone with its own DINO head), runs `extract` (forward + backprop of the DINO objective) and\n"
+         "For every checkpoint CKPT_DIR/ckpt_XXXXXX written by `gradbrain train`, runs `extract` with the\n"
+         "checkpoint's own training objective (forward + backprop taps of the student backbone and head;\n"
+         "targets from the teacher backbone and head, the checkpoint's EMA center and temperatures: extract\n"
+         "--model ckpt_XXXXXX.student.safetensors --teacher-model ckpt_XXXXXX.safetensors --center-from\n"
+         "ckpt_XXXXXX.json) and\n"
          "`encode` (forward, signal, joint = forward + backprop, residual = joint - forward), and stacks\n"
          "the scores into T.h5: /iterations, /checkpoints, /layers, /<model>/r (checkpoints x layers x\n"
          "targets), /<model>/mean, /<model>/mean_all, /<model>/half_time (iteration at which the mean\n"

@@ -16,6 +16,7 @@
 #include "gradbrain/image.h"
 #include "gradbrain/log.h"
 #include "gradbrain/sha256.h"
+#include "gradbrain/teacher.h"
 
 /* ---- pooling ---- */
 
@@ -84,12 +85,14 @@ void gb_signal_batch_free(gb_signal_batch *s) {
 }
 
 gb_status gb_signal_batch_center(gb_signal_batch *s, const float *teacher, int nb) {
+  if (s->teacher) return gb_dino_teacher_center_add(s->teacher, s->obj, teacher, nb); /* a distinct teacher */
   GB_TRY(gb_vit_forward(s->m, teacher, nb));
   return gb_objective_center_add(s->obj, s->m->a.final, nb);
 }
 
 gb_status gb_signal_batch_run(gb_signal_batch *s, const float *student, const float *teacher, const int *labels,
                               int nb) {
+  if (s->teacher) return gb_dino_teacher_batch_run(s, student, teacher, nb); /* a distinct teacher (teacher.h) */
   gb_vit *m = s->m;
   int D = m->cfg.dim;
   const float *ft = NULL;
@@ -299,6 +302,7 @@ typedef struct {
   gb_objective obj;
   int have_obj;
   gb_signal_batch sb;
+  gb_dino_teacher teacher; /* --teacher-model */
   gb_rules rules;
   int have_rules;
   char **ids, **paths;
@@ -311,6 +315,7 @@ typedef struct {
 static void run_state_free(run_state *r) {
   if (r->have_rules) gb_rules_free(&r->rules);
   gb_signal_batch_free(&r->sb);
+  gb_dino_teacher_free(&r->teacher);
   if (r->have_obj) gb_objective_free(&r->obj);
   gb_vit_heads_free(&r->heads);
   gb_vit_free(r->m);
@@ -390,6 +395,11 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
   }
   int B = o->batch < N ? o->batch : (int)N;
   GB_TRY(gb_signal_batch_init(&r->sb, m, r->have_obj ? &r->obj : NULL, B, o->image_size, need_rules ? 1 : layers[0]));
+  int center_set = 0; /* --teacher-model / --center-from (teacher.h) */
+  char teacher_desc[1000], teacher_sha[65];
+  GB_TRY(gb_extract_teacher_setup(o, m, r->have_obj ? &r->obj : NULL, B, need_rules, &r->teacher, &center_set,
+                                  teacher_desc, (int)sizeof teacher_desc, teacher_sha));
+  if (r->teacher.m) r->sb.teacher = &r->teacher;
   if (need_rules) {
     GB_TRY(gb_rules_init(&r->rules, m, &r->obj, B, &o->rules));
     r->have_rules = 1;
@@ -402,7 +412,7 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
   if (!r->img_s || !r->img_t || !r->pooled) return GB_ERR_NOMEM;
 
   /* provenance: the first block must match to resume */
-  attr_kv kv[24];
+  attr_kv kv[28];
   int nkv = 0;
 #define KV(k, ...) (kv[nkv].name = (k), snprintf(kv[nkv].val, sizeof kv[nkv].val, __VA_ARGS__), nkv++)
   KV("model_sha256", "%s", sha);
@@ -416,11 +426,13 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
   KV("layers", "%s", o->layers);
   KV("n_images", "%lld", (long long)N);
   for (int s = 0; s < N_SIGNALS; s++)
-    if (on[s] && SIGNALS[s].rule != GB_RULE_NONE && nkv < 24) {
+    if (on[s] && SIGNALS[s].rule != GB_RULE_NONE && nkv < 26) {
       kv[nkv].name = SIGNALS[s].name; /* e.g. attribute "pc" = "beta=0.1 iters=24 ..." */
       gb_rule_params(SIGNALS[s].rule, &o->rules, c->depth, kv[nkv].val, (int)sizeof kv[nkv].val);
       nkv++;
     }
+  if (o->teacher_model_path) KV("teacher_sha256", "%s", teacher_sha);
+  if (o->center_from) KV("center_from", "%s", o->center_from);
   int n_match = nkv;
   KV("gradbrain_version", "%s", GB_VERSION);
   KV("command_line", "%s", o->cmdline ? o->cmdline : "");
@@ -428,6 +440,7 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
   KV("model", "%s", o->model_path);
   KV("config", "%s", c->config_source);
   KV("objective_head", "%s", r->have_obj ? r->obj.head_desc : "none");
+  if (o->teacher_model_path || o->center_from) KV("dino_objective", "%s", teacher_desc);
   KV("views_definition", "%s", o->views_augment ? "student = clean center crop (the stimulus as shown); teacher = random-resized-crop (scale 0.32-1) + flip seeded by (seed, image index)"
                                                 : "student = teacher = clean center crop");
 #undef KV
@@ -503,6 +516,11 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
 
   int teacher_view = need_bwd && o->views_augment && o->objective != GB_OBJ_XENT;
   int load_teacher = teacher_view || td_view;
+  if (center_set && !gb_h5_exists(r->f, "/dino_center")) { /* the checkpoint's EMA center (--center-from) */
+    int64_t shp[1] = {r->obj.dino.k};
+    GB_TRY(gb_h5_write_f32(r->f, "/dino_center", r->obj.center, 1, shp));
+    GB_TRY(gb_h5_flush(r->f));
+  }
   if (need_bwd && o->objective == GB_OBJ_DINO) { /* first pass: the teacher center */
     int K = r->obj.dino.k;
     if (gb_h5_exists(r->f, "/dino_center")) {

@@ -72,9 +72,12 @@ static double nanmean(const float *x, int64_t n) {
   return c ? s / (double)c : NAN;
 }
 
-/* One checkpoint: extract + encode into the work dir (skipped when --resume finds the scores). */
-static gb_status run_checkpoint(const gb_trajectory_opts *o, const char *model, const char *feat, const char *scores,
-                                int image_size) {
+/* One checkpoint: extract + encode into the work dir (skipped when --resume finds the scores).
+ * extract runs the checkpoint's own training objective: taps and student logits from the student
+ * (backbone + head), targets from the teacher (backbone + head), the checkpoint's EMA center and
+ * temperatures (extract --teacher-model --center-from, gradbrain/teacher.h). */
+static gb_status run_checkpoint(const gb_trajectory_opts *o, const char *model, const char *teacher,
+                                const char *ckpt_json, const char *feat, const char *scores, int image_size) {
   if (o->resume && file_exists(scores)) {
     gb_info("%s: reusing %s (--resume)", model, scores);
     return GB_OK;
@@ -86,6 +89,8 @@ static gb_status run_checkpoint(const gb_trajectory_opts *o, const char *model, 
   gb_extract_opts e;
   gb_extract_opts_default(&e);
   e.model_path = model;
+  e.teacher_model_path = teacher;
+  e.center_from = ckpt_json;
   e.images = o->images;
   e.out_path = feat;
   e.signals = "forward,backprop";
@@ -260,7 +265,7 @@ static gb_status write_trajectory(const gb_trajectory_opts *o, collected *k, con
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "checkpoints", o->checkpoints);
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "images", o->images);
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "brain", o->brain);
-  if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "objective", "dino (each checkpoint's own teacher backbone and DINO head)");
+  if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "objective", "dino: each checkpoint's training objective (student backbone + head: taps; teacher backbone + head: targets; the checkpoint's EMA center and temperatures)");
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "pool", o->pool);
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "views", o->views_augment ? "augment" : "identity");
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "x_label", "training iteration");
@@ -318,16 +323,19 @@ gb_status gb_trajectory_run(const gb_trajectory_opts *o) {
   char **names = calloc((size_t)C, sizeof(char *));
   gb_status s = k.loss && x && names ? GB_OK : gb_fail(GB_ERR_NOMEM, "out of memory");
   for (int c = 0; c < C && s == GB_OK; c++) {
-    char model[4200], feat[4400], scores[4400];
+    char model[4200], student[4200], cjson[4200], feat[4400], scores[4400];
     gb_ckpt_path(model, sizeof model, o->checkpoints, its[c], ".safetensors");
+    gb_ckpt_path(student, sizeof student, o->checkpoints, its[c], ".student.safetensors");
+    gb_ckpt_path(cjson, sizeof cjson, o->checkpoints, its[c], ".json");
     snprintf(feat, sizeof feat, "%s/ckpt_%06lld.features.h5", work, (long long)its[c]);
     snprintf(scores, sizeof scores, "%s/ckpt_%06lld.scores.h5", work, (long long)its[c]);
     const char *base = strrchr(model, '/');
     names[c] = strdup(base ? base + 1 : model);
     x[c] = (double)its[c];
     if (!file_exists(model)) s = gb_fail(GB_ERR_IO, "%s: missing (its .json exists)", model);
+    else if (!file_exists(student)) s = gb_fail(GB_ERR_IO, "%s: missing (the student of the checkpoint; its .json exists)", student);
     gb_info("checkpoint %d/%d: iteration %lld", c + 1, C, (long long)its[c]);
-    if (s == GB_OK) s = run_checkpoint(o, model, feat, scores, image_size);
+    if (s == GB_OK) s = run_checkpoint(o, student, model, cjson, feat, scores, image_size);
     if (s == GB_OK) s = collect_one(&k, c, scores, feat);
     if (s != GB_OK) s = gb_fail_context(s, "checkpoint %s", model);
   }
