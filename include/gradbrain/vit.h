@@ -3,9 +3,13 @@
  * llm.c style: the parameters are a struct of pointers into one allocation (per-block
  * tensors stacked over blocks), the activations a struct of pointers into a second one, and
  * the activation gradients a twin of the activations with exactly the same layout, so the
- * backprop tap dL/da_l of block l is just a pointer (gb_vit_tap). All images of a batch go
- * through every linear layer as one GEMM; attention is one GEMM pair per (image, head).
- * Every computation is per image: nothing mixes images of a batch.
+ * backprop tap dL/da_l of block l is just a pointer (gb_vit_tap). A batch is split into one
+ * contiguous shard of images per thread (gb_set_threads), and each thread runs its shard
+ * through the whole network alone with single-threaded BLAS: the shard's images go through
+ * every linear layer as one GEMM; attention is one GEMM pair per (image, head).
+ * Every computation is per image: nothing mixes images of a batch, so the shards share the
+ * parameters and the arenas (each owns its own rows) and an image's result does not depend
+ * on its shard or batch companions.
  *
  * Block l (pre-LN): x_mid = x + ls1 * proj(attn(ln1(x)));  x_out = x_mid + ls2 * fc2(act(fc1(ln2(x_mid))))
  * Token order: [CLS, registers..., patches (row-major)]. */
@@ -87,6 +91,15 @@ typedef struct {
   int64_t n_act;
   float *pos_cur;            /* (1 + N, dim) position embedding at the current grid, or NULL */
   float *rope_cos, *rope_sin; /* (N, hd/2) or NULL */
+  /* optional training hooks (iBOT masked-patch loss, gradbrain/ibot.h), NULL = off:
+   * patch_mask (B x N): rows != 0 have their patch embedding replaced by mask_token (dim) right
+   * after the patch projection; with dparams the backward adds their gradient to dmask_token
+   * (dim) instead of the projection's. dx_last (B, T, dim): added to dL/d(last block output)
+   * before the blocks' backward (gradients of losses on the final-normed patch tokens). */
+  const uint8_t *patch_mask;
+  const float *mask_token;
+  float *dmask_token;
+  const float *dx_last;
 } gb_vit;
 
 /* Heads found in a weights file (owned by the gb_vit_heads; free with gb_vit_heads_free). */
@@ -132,7 +145,9 @@ gb_status gb_vit_forward(gb_vit *m, const float *images, int nb);
 /* Backward pass from dL/d(final-normed CLS) (nb x dim). Fills the activation gradients down to
  * block `stop_layer` (1-based: taps of blocks >= stop_layer are valid; 1 = all). `dparams`
  * (NULL to skip: extraction) receives += weight gradients in the params layout and needs
- * stop_layer = 1. */
+ * stop_layer = 1. Sharded over threads like the forward pass when dparams is NULL; with
+ * dparams the batch runs as one range (multi-threaded BLAS), as the weight gradients are
+ * sums over all images. */
 void gb_vit_backward(gb_vit *m, const float *dfinal, int nb, int stop_layer, gb_vit_params *dparams);
 /* Backward pass like gb_vit_backward (no weight gradients) in which the four linear layers of
  * every block (qkv, proj, fc1, fc2) pass the gradient down through `fb`'s weights instead of

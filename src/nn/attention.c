@@ -8,6 +8,31 @@
 #include "gradbrain/nn.h"
 #include "par.h"
 
+/* In place: row = softmax(row). */
+static void softmax_row(float *row, int T) {
+  float mx = row[0];
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < T; j++) {
+    row[j] = gb_fast_expf(row[j] - mx);
+    sum += row[j];
+  }
+  float inv = 1.0f / sum;
+#pragma omp simd
+  for (int j = 0; j < T; j++) row[j] *= inv;
+}
+
+/* In place: d = dL/d(logits) from d = dL/d(probabilities) and the probabilities p. */
+static void softmax_row_backward(float *d, const float *p, int T) {
+  float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+  for (int j = 0; j < T; j++) dot += p[j] * d[j];
+#pragma omp simd
+  for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
   int hd = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hd);
@@ -18,19 +43,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     const float *k = q + C, *v = q + 2 * C;
     float *P = att + (int64_t)bh * T * T;
     gb_sgemm('N', 'T', T, T, hd, scale, q, C3, k, C3, 0.0f, P, T);
-    for (int i = 0; i < T; i++) {
-      float *row = P + (int64_t)i * T;
-      float mx = row[0];
-      for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < T; j++) {
-        row[j] = gb_fast_expf(row[j] - mx);
-        sum += row[j];
-      }
-      float inv = 1.0f / sum;
-      for (int j = 0; j < T; j++) row[j] *= inv;
-    }
+    for (int i = 0; i < T; i++) softmax_row(P + (int64_t)i * T, T);
     gb_sgemm('N', 'N', T, hd, T, 1.0f, P, T, v, C3, 0.0f, out + (int64_t)b * T * C + h * hd, C);
   }
 }
@@ -50,13 +63,7 @@ void attention_backward(float *dqkv, float *datt, const float *dout, const float
     float *dS = datt + (int64_t)bh * T * T;
     gb_sgemm('N', 'T', T, T, hd, 1.0f, dO, C, v, C3, 0.0f, dS, T);  /* dP = dO V^T */
     gb_sgemm('T', 'N', T, hd, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);  /* dV = P^T dO */
-    for (int i = 0; i < T; i++) {                                     /* softmax backward */
-      const float *p = P + (int64_t)i * T;
-      float *d = dS + (int64_t)i * T;
-      float dot = 0.0f;
-      for (int j = 0; j < T; j++) dot += p[j] * d[j];
-      for (int j = 0; j < T; j++) d[j] = p[j] * (d[j] - dot);
-    }
+    for (int i = 0; i < T; i++) softmax_row_backward(dS + (int64_t)i * T, P + (int64_t)i * T, T);
     gb_sgemm('N', 'N', T, hd, T, scale, dS, T, k, C3, 0.0f, dq, C3); /* dQ = s dS K */
     gb_sgemm('T', 'N', T, hd, T, scale, dS, T, q, C3, 0.0f, dk, C3); /* dK = s dS^T Q */
   }

@@ -2,11 +2,13 @@
 #include "gradbrain/vit.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gradbrain/arena.h"
+#include "gradbrain/blas.h"
 #include "gradbrain/log.h"
 #include "gradbrain/nn.h"
 #include "par.h"
@@ -344,6 +346,9 @@ static void forward_range(gb_vit *m, const float *images, int b0, int nb) {
   patchify(a->patches + (int64_t)b0 * N * 3 * P * P, images + (int64_t)b0 * 3 * S * S, nb, S, S, P);
   linear_forward(a->patch_out + (int64_t)b0 * N * D, a->patches + (int64_t)b0 * N * 3 * P * P, p->patch_w,
                  p->patch_b, (int64_t)nb * N, 3 * P * P, D);
+  if (m->patch_mask) /* iBOT hook: masked patches -> mask token */
+    for (int64_t r = (int64_t)b0 * N; r < (int64_t)(b0 + nb) * N; r++)
+      if (m->patch_mask[r]) memcpy(a->patch_out + r * D, m->mask_token, (size_t)D * sizeof(float));
   if (c->ln_pre) {
     assemble_tokens(m, a->emb, b0, nb);
     layernorm_forward(a->x + r0 * D, a->lnpre_mean + r0, a->lnpre_rstd + r0, a->emb + r0 * D, p->ln_pre_w,
@@ -358,13 +363,28 @@ static void forward_range(gb_vit *m, const float *images, int b0, int nb) {
                       p->norm_w, p->norm_b, 1, D, c->eps);
 }
 
+/* Batch sharding: the images of a batch are split into one contiguous shard per thread and
+ * each thread runs its shard through the whole network alone (single-threaded BLAS inside the
+ * parallel region, nested elementwise regions serialized). No fork/join per op, and each core
+ * keeps its own rows in its cache. Every op is per image, so shards never share a row. */
+static int shard_count(int nb) {
+  int t = omp_in_parallel() ? 1 : gb_get_threads();
+  return nb < t ? nb : t;
+}
+
 gb_status gb_vit_forward(gb_vit *m, const float *images, int nb) {
   if (!m->act_mem || nb > m->B || nb <= 0)
     return gb_fail(GB_ERR_ARG, "ViT forward: %d images but buffers prepared for %d", nb, m->act_mem ? m->B : 0);
-  /* One range with multi-threaded GEMMs. (Whole images per thread with single-threaded BLAS
-   * was measured 2x slower with Debian's OpenMP OpenBLAS 0.3.21: concurrent calls from a
-   * parallel region do not scale there.) */
-  forward_range(m, images, 0, nb);
+  int S = shard_count(nb);
+  if (S <= 1) {
+    forward_range(m, images, 0, nb);
+    return GB_OK;
+  }
+#pragma omp parallel num_threads(S)
+  {
+    int s = omp_get_thread_num(), b0 = s * nb / S, b1 = (s + 1) * nb / S;
+    forward_range(m, images, b0, b1 - b0);
+  }
   return GB_OK;
 }
 
@@ -397,6 +417,12 @@ static void embed_backward(gb_vit *m, int nb, gb_vit_params *dp) {
     if (pos_ok)
       for (int64_t i = 0; i < (int64_t)N * D; i++) dp->pos[D + i] += dpt[i];
   }
+  if (m->patch_mask && m->dmask_token) /* iBOT hook: masked rows feed the mask token, not the projection */
+    for (int64_t r = 0; r < (int64_t)nb * N; r++)
+      if (m->patch_mask[r]) {
+        for (int j = 0; j < D; j++) m->dmask_token[j] += dpatch[r * D + j];
+        memset(dpatch + r * D, 0, (size_t)D * sizeof(float));
+      }
   linear_backward(NULL, dp->patch_w, dp->patch_b, dpatch, m->a.patches, m->p.patch_w, (int64_t)nb * N,
                   3 * P * P, D);
 }
@@ -460,6 +486,7 @@ static void backward_range(gb_vit *m, const float *dfinal, int b0, int nb, int s
   float *gl = g->x + L * BTD_slot + (int64_t)b0 * T * D;
   const float *xl = a->x + L * BTD_slot;
   memset(gl, 0, (size_t)BT * D * sizeof(float));
+  if (m->dx_last) memcpy(gl, m->dx_last + (int64_t)b0 * T * D, (size_t)BT * D * sizeof(float)); /* iBOT hook */
   for (int b = b0; b < b0 + nb; b++)
     layernorm_backward(g->x + L * BTD_slot + (int64_t)b * T * D, dp ? dp->norm_w : NULL, dp ? dp->norm_b : NULL,
                        dfinal + (int64_t)b * D, xl + (int64_t)b * T * D, p->norm_w, a->final_mean + b,
@@ -470,7 +497,16 @@ static void backward_range(gb_vit *m, const float *dfinal, int b0, int nb, int s
 static void backward_impl(gb_vit *m, const float *dfinal, int nb, int stop_layer, gb_vit_params *dp,
                           const gb_vit_params *fb) {
   if (stop_layer < 1) stop_layer = 1;
-  backward_range(m, dfinal, 0, nb, dp ? 0 : stop_layer, dp, fb);
+  int S = dp ? 1 : shard_count(nb); /* weight gradients are shared sums: one range */
+  if (S <= 1) {
+    backward_range(m, dfinal, 0, nb, dp ? 0 : stop_layer, dp, fb);
+  } else {
+#pragma omp parallel num_threads(S)
+    {
+      int s = omp_get_thread_num(), b0 = s * nb / S, b1 = (s + 1) * nb / S;
+      backward_range(m, dfinal, b0, b1 - b0, stop_layer, NULL, fb);
+    }
+  }
   if (dp) embed_backward(m, nb, dp);
 }
 
