@@ -159,6 +159,18 @@ def body(tmp):
     check(p.returncode != 0 and "--objective dino" in p.stderr and not os.path.exists("E3.h5"),
           "--teacher-model with --objective xent: " + p.stderr.strip().splitlines()[-1])
 
+    # a Sinkhorn-Knopp checkpoint: its temperatures, but the center from the stimuli (recorded)
+    run("train", "--images", "procedural", "--arch", "micro.json", "--out", "cks", "--iters", "2", "--save-every", "2",
+        "--batch", "8", "--n-images", "30", "--categories", "4", "--image-size", "40", "--centering", "sinkhorn",
+        "--threads", "2", "--quiet")
+    p = run("extract", "--model", "cks/ckpt_000002.student.safetensors", "--teacher-model", "cks/ckpt_000002.safetensors",
+            "--center-from", "cks/ckpt_000002.json", "--out", "FS.h5", *common[:-1])
+    with h5py.File("FS.h5", "r") as f:
+        d = f.attrs["dino_objective"]
+        d = d.decode() if isinstance(d, bytes) else str(d)
+        ok = "Sinkhorn-Knopp" in d and "first pass" in d and np.all(np.isfinite(f["/backprop/layer_02"][:]))
+    check(ok and "Sinkhorn" in p.stderr, "Sinkhorn-Knopp checkpoint: stimulus-mean center, recorded and warned")
+
     # trajectory runs every checkpoint's own objective (its work features = the reference, pooled)
     run("simulate", "--features", "F.h5", "--kind", "fmri", "--out", "B.h5", "--vox-per-roi", "5", "--quiet")
     run("trajectory", "--checkpoints", "ck", "--images", "img", "--brain", "B.h5", "--out", "T.h5", "--folds", "2",
