@@ -49,6 +49,13 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                         int T, int C, int NH);
 
+/* attention_backward when only token 0 of every sequence has an output gradient: dout0 is
+ * (B, C), the gradient of out's first row. Writes all of dqkv (B, T, 3C) (dQ is zero below row
+ * 0; dK, dV are outer products); datt needs B * NH * T scratch floats. Used by the last block
+ * when the loss reads the CLS token only. */
+void attention_backward_first_row(float *dqkv, float *datt, const float *dout0, const float *qkv, const float *att,
+                                  int B, int T, int C, int NH);
+
 /* Rotary embedding (rotate-half convention) of q and k inside qkv (B, T, 3C), in place, for the
  * tokens n_prefix..T-1; cos/sin are ((T - n_prefix) x hd/2): pair (i, i + hd/2) of every head
  * rotates by the angle of column i. */

@@ -59,7 +59,9 @@ typedef struct {
 } gb_vit_params;
 
 /* Activations for a batch of up to B images of T tokens (per-block tensors stacked over
- * blocks, each block's slot sized for B). The gradient arena has the same layout. */
+ * blocks, each block's slot sized for B). The gradient arena has the same layout; of the
+ * gradients, x (the taps), emb and patch_out are per block, while those of a block's
+ * intermediates are scratch in block 1's slot (valid only inside the block's backward). */
 typedef struct {
   float *patches;            /* (B*N, 3*P*P) im2col input */
   float *patch_out;          /* (B*N, dim) patch projections */
@@ -91,6 +93,10 @@ typedef struct {
   int64_t n_act;
   float *pos_cur;            /* (1 + N, dim) position embedding at the current grid, or NULL */
   float *rope_cos, *rope_sin; /* (N, hd/2) or NULL */
+  /* 1: the forward pass keeps only what activation gradients need (ln1, attout, proj, ln2, act
+   * and fc2, read only by weight gradients, share block 1's slot). Set by the extraction path;
+   * a backward pass with weight gradients then recomputes each block's forward first. */
+  int lean;
   /* optional training hooks (iBOT masked-patch loss, gradbrain/ibot.h), NULL = off:
    * patch_mask (B x N): rows != 0 have their patch embedding replaced by mask_token (dim) right
    * after the patch projection; with dparams the backward adds their gradient to dmask_token

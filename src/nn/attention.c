@@ -68,3 +68,44 @@ void attention_backward(float *dqkv, float *datt, const float *dout, const float
     gb_sgemm('T', 'N', T, hd, T, scale, dS, T, q, C3, 0.0f, dk, C3); /* dK = s dS^T Q */
   }
 }
+
+void attention_backward_first_row(float *dqkv, float *datt, const float *dout0, const float *qkv, const float *att,
+                                  int B, int T, int C, int NH) {
+  int hd = C / NH, C3 = 3 * C;
+  float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static) if (GB_PAR_IF((int64_t)B * T * C3))
+  for (int b = 0; b < B; b++) {
+    float *dqkv_b = dqkv + (int64_t)b * T * C3;
+    for (int64_t r = 0; r < T; r++) /* dQ is zero below row 0 */
+      for (int j = 0; j < C; j++) dqkv_b[r * C3 + j] = 0.0f;
+    for (int h = 0; h < NH; h++) {
+      const float *q0 = qkv + (int64_t)b * T * C3 + h * hd, *k = q0 + C, *v = q0 + 2 * C;
+      const float *p0 = att + ((int64_t)b * NH + h) * T * T; /* row 0 of P */
+      const float *dO = dout0 + (int64_t)b * C + h * hd;
+      float *dq0 = dqkv_b + h * hd, *dk = dq0 + C, *dv = dq0 + 2 * C;
+      float *dS = datt + ((int64_t)b * NH + h) * T; /* T scratch floats */
+      for (int t = 0; t < T; t++) { /* dP = dO V^T (row 0); dV = P^T dO is the outer product p0 dO */
+        const float *vt = v + (int64_t)t * C3;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int d = 0; d < hd; d++) s += dO[d] * vt[d];
+        dS[t] = s;
+        float *dvt = dv + (int64_t)t * C3;
+#pragma omp simd
+        for (int d = 0; d < hd; d++) dvt[d] = p0[t] * dO[d];
+      }
+      softmax_row_backward(dS, p0, T);
+      for (int d = 0; d < hd; d++) dq0[d] = 0.0f;
+      for (int t = 0; t < T; t++) { /* dQ_0 = s dS K; dK = s dS^T q_0 (outer product) */
+        const float *kt = k + (int64_t)t * C3;
+        float st = scale * dS[t];
+        float *dkt = dk + (int64_t)t * C3;
+#pragma omp simd
+        for (int d = 0; d < hd; d++) {
+          dq0[d] += st * kt[d];
+          dkt[d] = st * q0[d];
+        }
+      }
+    }
+  }
+}

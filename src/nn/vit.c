@@ -310,10 +310,11 @@ static void block_forward(gb_vit *m, int l, int b0, int nb) {
   int64_t BT_slot = (int64_t)m->B * T, att_slot = (int64_t)m->B * NH * T * T;
   gb_vit_acts av = acts_from(m, &m->a, b0), *a = &av;
   const gb_vit_params *p = &m->p;
+  int64_t w = m->lean ? 0 : l; /* slot of the intermediates only weight gradients read */
   float *xin = a->x + l * BTD_slot, *xout = a->x + (l + 1) * BTD_slot;
-  float *ln1 = a->ln1 + l * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot, *attout = a->attout + l * BTD_slot;
-  float *proj = a->proj + l * BTD_slot, *xmid = a->xmid + l * BTD_slot, *ln2 = a->ln2 + l * BTD_slot;
-  float *fc1 = a->fc1 + l * BTF_slot, *act = a->act + l * BTF_slot, *fc2 = a->fc2 + l * BTD_slot;
+  float *ln1 = a->ln1 + w * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot, *attout = a->attout + w * BTD_slot;
+  float *proj = a->proj + w * BTD_slot, *xmid = a->xmid + l * BTD_slot, *ln2 = a->ln2 + w * BTD_slot;
+  float *fc1 = a->fc1 + l * BTF_slot, *act = a->act + w * BTF_slot, *fc2 = a->fc2 + w * BTD_slot;
   const float *ls1 = p->ls1 ? p->ls1 + (int64_t)l * D : NULL, *ls2 = p->ls2 ? p->ls2 + (int64_t)l * D : NULL;
 
   layernorm_forward(ln1, a->ln1_mean + l * BT_slot, a->ln1_rstd + l * BT_slot, xin, p->ln1_w + (int64_t)l * D,
@@ -428,7 +429,7 @@ static void embed_backward(gb_vit *m, int nb, gb_vit_params *dp) {
 }
 
 /* Block l (0-based) of the backward pass: from g.x[l + 1] and the intermediates of block l,
- * overwrites g.x[l] (and the block's intermediate gradients). The four linear layers pass the
+ * overwrites g.x[l] (the intermediates' gradients are scratch in slot 0). The four linear layers pass the
  * gradient down through `fb`'s weights (m->p for backprop; feedback matrices for feedback
  * alignment); weight gradients (dp, optional) always use the true forward inputs. */
 static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, const gb_vit_params *fb) {
@@ -438,14 +439,17 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   int64_t BT_slot = (int64_t)m->B * T, att_slot = (int64_t)m->B * NH * T * T;
   gb_vit_acts av = acts_from(m, &m->a, b0), gv = acts_from(m, &m->g, b0), *a = &av, *g = &gv;
   const gb_vit_params *p = &m->p;
-  const float *xin = a->x + l * BTD_slot, *ln1 = a->ln1 + l * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot;
-  const float *attout = a->attout + l * BTD_slot, *proj = a->proj + l * BTD_slot, *xmid = a->xmid + l * BTD_slot;
-  const float *ln2 = a->ln2 + l * BTD_slot, *fc1 = a->fc1 + l * BTF_slot, *act = a->act + l * BTF_slot;
-  const float *fc2 = a->fc2 + l * BTD_slot;
+  if (dp && m->lean) block_forward(m, l, b0, nb); /* lean forward kept no weight-gradient inputs: recompute */
+  int64_t w = m->lean ? 0 : l;
+  const float *xin = a->x + l * BTD_slot, *ln1 = a->ln1 + w * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot;
+  const float *attout = a->attout + w * BTD_slot, *proj = a->proj + w * BTD_slot, *xmid = a->xmid + l * BTD_slot;
+  const float *ln2 = a->ln2 + w * BTD_slot, *fc1 = a->fc1 + l * BTF_slot, *act = a->act + w * BTF_slot;
+  const float *fc2 = a->fc2 + w * BTD_slot;
+  /* The gradients of the intermediates are scratch within the block: slot 0 for every block
+   * (only the taps g.x are kept per block). */
   float *dxin = g->x + l * BTD_slot, *dxout = g->x + (l + 1) * BTD_slot;
-  float *dln1 = g->ln1 + l * BTD_slot, *dqkv = g->qkv + 3 * l * BTD_slot, *dattout = g->attout + l * BTD_slot;
-  float *dproj = g->proj + l * BTD_slot, *dxmid = g->xmid + l * BTD_slot, *dln2 = g->ln2 + l * BTD_slot;
-  float *dfc1 = g->fc1 + l * BTF_slot, *dact = g->act + l * BTF_slot, *dfc2 = g->fc2 + l * BTD_slot;
+  float *dln1 = g->ln1, *dqkv = g->qkv, *dattout = g->attout, *dproj = g->proj, *dxmid = g->xmid, *dln2 = g->ln2;
+  float *dfc1 = g->fc1, *dact = g->act, *dfc2 = g->fc2;
   const float *ls1 = p->ls1 ? p->ls1 + (int64_t)l * D : NULL, *ls2 = p->ls2 ? p->ls2 + (int64_t)l * D : NULL;
   int64_t lD = (int64_t)l * D, lF = (int64_t)l * F;
 #define DP(field, off) (dp ? dp->field + (off) : NULL)
@@ -466,13 +470,59 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   if (ls1) layerscale_backward(dproj, DP(ls1, lD), dxmid, proj, ls1, BT, D);
   else memcpy(dproj, dxmid, (size_t)BT * D * sizeof(float));
   linear_backward(dattout, DP(proj_w, lD * D), DP(proj_b, lD), dproj, attout, fb->proj_w + lD * D, BT, D, D);
-  attention_backward(dqkv, g->att + l * att_slot, dattout, qkv, a->att + l * att_slot, nb, T, D, NH);
+  attention_backward(dqkv, g->att, dattout, qkv, a->att + l * att_slot, nb, T, D, NH);
   if (c->rope) rope_backward(dqkv, m->rope_cos, m->rope_sin, nb, T, 1 + c->n_reg, D, NH);
   linear_backward(dln1, DP(qkv_w, 3 * lD * D), DP(qkv_b, 3 * lD), dqkv, ln1, fb->qkv_w + 3 * lD * D, BT, D,
                   3 * D);
   layernorm_backward(dxin, DP(ln1_w, lD), DP(ln1_b, lD), dln1, xin, p->ln1_w + lD, a->ln1_mean + l * BT_slot,
                      a->ln1_rstd + l * BT_slot, BT, D);
 #undef DP
+}
+
+/* Backward of the last block l when only the CLS rows of g.x[l + 1] are nonzero (the loss
+ * reads the final-normed CLS token and nothing else): the MLP, the projection and the
+ * attention output are per token, so their gradients are computed for the CLS rows only;
+ * attention spreads the gradient to every token through K and V (first-row attention
+ * backward), from where qkv and ln1 run on all rows. Same result as block_backward without
+ * the zero rows; no weight gradients. */
+static void last_block_backward_cls(gb_vit *m, int l, int b0, int nb, const gb_vit_params *fb) {
+  const gb_vit_config *c = &m->cfg;
+  int D = c->dim, F = c->mlp_hidden, T = m->T, NH = c->heads;
+  int64_t BT = (int64_t)nb * T, BTD_slot = (int64_t)m->B * T * D, BTF_slot = (int64_t)m->B * T * F;
+  int64_t BT_slot = (int64_t)m->B * T, att_slot = (int64_t)m->B * NH * T * T, lD = (int64_t)l * D;
+  gb_vit_acts av = acts_from(m, &m->a, b0), gv = acts_from(m, &m->g, b0), *a = &av, *g = &gv;
+  const gb_vit_params *p = &m->p;
+  const float *ls1 = p->ls1 ? p->ls1 + lD : NULL, *ls2 = p->ls2 ? p->ls2 + lD : NULL;
+  const float *xin = a->x + l * BTD_slot, *xmid = a->xmid + l * BTD_slot, *fc1 = a->fc1 + l * BTF_slot;
+  float *dxin = g->x + l * BTD_slot, *dxout = g->x + (l + 1) * BTD_slot;
+  /* compact CLS-row buffers (nb rows) in the scratch slots */
+  float *dxmid = g->xmid, *dfc2 = g->fc2, *dact = g->act, *fc1c = g->fc1, *dln2 = g->ln2, *dproj = g->proj;
+  float *dattout = g->attout;
+  for (int i = 0; i < nb; i++) {
+    const float *d = dxout + (int64_t)i * T * D;
+    memcpy(dxmid + (int64_t)i * D, d, (size_t)D * sizeof(float));
+    memcpy(fc1c + (int64_t)i * F, fc1 + (int64_t)i * T * F, (size_t)F * sizeof(float));
+    for (int j = 0; j < D; j++) dfc2[(int64_t)i * D + j] = (ls2 ? ls2[j] : 1.0f) * d[j];
+  }
+  linear_backward(dact, NULL, NULL, dfc2, NULL, fb->fc2_w + lD * F, nb, F, D);
+  if (c->act == GB_ACT_QUICKGELU) quickgelu_backward(dact, fc1c, dact, (int64_t)nb * F);
+  else gelu_backward(dact, fc1c, dact, (int64_t)nb * F);
+  linear_backward(dln2, NULL, NULL, dact, NULL, fb->fc1_w + (int64_t)l * F * D, nb, D, F);
+  for (int i = 0; i < nb; i++) {
+    int64_t r = (int64_t)i * T;
+    layernorm_backward(dxmid + (int64_t)i * D, NULL, NULL, dln2 + (int64_t)i * D, xmid + r * D, p->ln2_w + lD,
+                       a->ln2_mean + l * BT_slot + r, a->ln2_rstd + l * BT_slot + r, 1, D);
+    for (int j = 0; j < D; j++) dproj[(int64_t)i * D + j] = (ls1 ? ls1[j] : 1.0f) * dxmid[(int64_t)i * D + j];
+  }
+  linear_backward(dattout, NULL, NULL, dproj, NULL, fb->proj_w + lD * D, nb, D, D);
+  attention_backward_first_row(g->qkv, g->att, dattout, a->qkv + 3 * l * BTD_slot, a->att + l * att_slot, nb, T, D,
+                               NH);
+  if (c->rope) rope_backward(g->qkv, m->rope_cos, m->rope_sin, nb, T, 1 + c->n_reg, D, NH);
+  linear_backward(g->ln1, NULL, NULL, g->qkv, NULL, fb->qkv_w + 3 * lD * D, BT, D, 3 * D);
+  memset(dxin, 0, (size_t)BT * D * sizeof(float)); /* the residual: dx_mid, nonzero on CLS rows only */
+  for (int i = 0; i < nb; i++) memcpy(dxin + (int64_t)i * T * D, dxmid + (int64_t)i * D, (size_t)D * sizeof(float));
+  layernorm_backward(dxin, NULL, NULL, g->ln1, xin, p->ln1_w + lD, a->ln1_mean + l * BT_slot, a->ln1_rstd + l * BT_slot,
+                     BT, D);
 }
 
 /* The backward pass for images b0..b0+nb-1 down to block stop_layer (0-based). */
@@ -491,7 +541,10 @@ static void backward_range(gb_vit *m, const float *dfinal, int b0, int nb, int s
     layernorm_backward(g->x + L * BTD_slot + (int64_t)b * T * D, dp ? dp->norm_w : NULL, dp ? dp->norm_b : NULL,
                        dfinal + (int64_t)b * D, xl + (int64_t)b * T * D, p->norm_w, a->final_mean + b,
                        a->final_rstd + b, 1, D);
-  for (int l = L - 1; l >= stop_layer; l--) block_backward(m, l, b0, nb, dp, fb);
+  int l = L - 1;
+  if (!dp && !m->dx_last && l >= stop_layer) /* the loss reads only the CLS rows of the last block */
+    last_block_backward_cls(m, l--, b0, nb, fb);
+  for (; l >= stop_layer; l--) block_backward(m, l, b0, nb, dp, fb);
 }
 
 static void backward_impl(gb_vit *m, const float *dfinal, int nb, int stop_layer, gb_vit_params *dp,

@@ -66,6 +66,7 @@ gb_status gb_signal_batch_init(gb_signal_batch *s, gb_vit *m, gb_objective *obj,
   s->obj = obj;
   s->max_batch = max_batch;
   s->stop_layer = stop_layer < 1 ? 1 : stop_layer;
+  m->lean = 1; /* signals need activation gradients only: less memory traffic (vit.h) */
   GB_TRY(gb_vit_prepare(m, max_batch, image_size, obj != NULL));
   int D = m->cfg.dim;
   s->ft = gb_alloc((size_t)max_batch * D * 4, "teacher features");
