@@ -166,10 +166,14 @@ def main():
 
     # streaming and threads must not change results: tiny target batches (37, crossing
     # every boundary) and 1 thread vs the default run (float32 BLAS blocking may differ
-    # with the thread count, hence 1e-6 rather than bitwise)
-    for label, extra in (("targets-batch 37", ["--targets-batch", 37]), ("threads 1", ["--threads", 1])):
+    # with the thread count, hence 1e-6 rather than bitwise); nor the LOO product's path
+    # (GB_AMX=0: float32 SGEMM instead of AMX bf16x3 on machines that have AMX)
+    for label, extra, env in (("targets-batch 37", ["--targets-batch", 37], None),
+                              ("threads 1", ["--threads", 1], None),
+                              ("sgemm LOO path", [], {"GB_AMX": "0"})):
         outx = os.path.join(dA2, "S_%s.h5" % label.replace(" ", "_"))
-        proc = run_encode(["--features", fA2, "--brain", bA2, "--out", outx, "--seed", 1] + extra)
+        proc = run_encode(["--features", fA2, "--brain", bA2, "--out", outx, "--seed", 1] + extra,
+                          extra_env=env)
         if SA is not None and check(proc.returncode == 0, "[A %s] encode exits 0" % label):
             Sx = read_scores(outx)
             dmax = max(float(np.nanmax(np.abs(Sx[m]["r"] - SA[m]["r"]))) for m in MODELS)

@@ -18,6 +18,7 @@
 
 #include "gradbrain/arena.h"
 #include "gradbrain/blas.h"
+#include "gradbrain/gemm_x3.h"
 #include "gradbrain/ridge.h"
 
 void gb_ridge_decomp_free(gb_ridge_decomp *d) {
@@ -130,16 +131,16 @@ done:
  * where a << s^2 its columns are all ~1 - a/s^2, where a >> s^2 all ~s^2/a. With its SVD
  * D = B diag(sigma) C^T truncated where sigma_q < 1e-7 sigma_1 (below float32 rounding), the
  * fitted values of every alpha, U diag(D[:, a]) Z, are combinations sum_q C_aq M_q of the
- * k <= n_alpha products M_q = U diag(sigma_q B[:, q]) Z: k GEMMs instead of n_alpha.
- * Returns k, and Zall (r x k*m) = [sigma_1 B_1 .* Z | ...], Cmix (n_alpha x k). */
-static int shrinkage_basis(const double *s2, int64_t r, const double *alphas, int n_alpha, const float *Z, int64_t m,
-                           float **Zall_out, double **C_out) {
+ * k <= n_alpha products M_q = U diag(S[:, q]) Z, S[:, q] = sigma_q B[:, q]: k GEMMs instead
+ * of n_alpha. Returns k, S (r x k) and Cmix (n_alpha x k); 0 on failure. */
+static int shrinkage_basis(const double *s2, int64_t r, const double *alphas, int n_alpha, float **S_out,
+                           double **C_out) {
   double *Dd = gb_alloc((size_t)(r * n_alpha) * 8, "shrinkage matrix");
   double *Bs = gb_alloc((size_t)(r * n_alpha) * 8, "its left singular vectors");
   double *sv = gb_alloc((size_t)n_alpha * 8, "its singular values");
   double *Ct = gb_alloc((size_t)(n_alpha * n_alpha) * 8, "its right singular vectors");
   int k = 0;
-  *Zall_out = NULL;
+  *S_out = NULL;
   *C_out = NULL;
   if (!Dd || !Bs || !sv || !Ct) goto fail;
   for (int64_t j = 0; j < r; j++)
@@ -148,26 +149,54 @@ static int shrinkage_basis(const double *s2, int64_t r, const double *alphas, in
   if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)r, n_alpha, Dd, n_alpha, sv, Bs, kmax, Ct, n_alpha) != 0) goto fail;
   for (k = 0; k < kmax && sv[k] > 1e-7 * sv[0]; k++) {
   }
-  float *Zall = gb_alloc((size_t)(r * k * m) * 4, "scaled U^T Y");
+  float *S = gb_alloc((size_t)(r * k) * 4, "basis scales");
   double *C = gb_alloc((size_t)(n_alpha * k) * 8, "mixing weights");
-  if (!Zall || !C) {
-    gb_free(Zall);
+  if (!S || !C) {
+    gb_free(S);
     gb_free(C);
     k = 0;
     goto fail;
   }
   for (int64_t j = 0; j < r; j++)
-    for (int q = 0; q < k; q++) {
-      float f = (float)(sv[q] * Bs[j * kmax + q]);
-      for (int64_t t = 0; t < m; t++) Zall[j * k * m + q * m + t] = f * Z[j * m + t];
-    }
+    for (int q = 0; q < k; q++) S[j * k + q] = (float)(sv[q] * Bs[j * kmax + q]);
   for (int a = 0; a < n_alpha; a++)
     for (int q = 0; q < k; q++) C[a * k + q] = Ct[q * n_alpha + a];
-  *Zall_out = Zall;
+  *S_out = S;
   *C_out = C;
 fail:
   gb_free(Dd), gb_free(Bs), gb_free(sv), gb_free(Ct);
   return k;
+}
+
+enum { LOO_TC = 256, LOO_FLUSH = 32 }; /* targets per chunk (L1-sized); rows per float sum */
+
+/* Adds the squared LOO residuals of rows [i0, i0+bn) to loo (n_alpha x m, float64), for the
+ * targets [c0, c0+tc): e = (y - sum_q Cmix_aq M_q) w_a with w = 1/(1-h). Sums run in float32
+ * over at most LOO_FLUSH rows, then in float64. acc: n_alpha x LOO_TC scratch. */
+static void loo_accumulate(const float *Yc, int64_t m, const float *M, int64_t ldm, int k, const double *Cmix,
+                           const float *w, int n_alpha, int64_t i0, int64_t bn, int64_t c0, int64_t tc, float *acc,
+                           double *loo) {
+  float cq[16];
+  for (int64_t b0 = 0; b0 < bn; b0 += LOO_FLUSH) {
+    int64_t b1 = b0 + LOO_FLUSH < bn ? b0 + LOO_FLUSH : bn;
+    memset(acc, 0, (size_t)n_alpha * LOO_TC * sizeof(float));
+    for (int64_t b = b0; b < b1; b++) {
+      const float *yi = Yc + (i0 + b) * m + c0, *Mi = M + b * ldm + c0;
+      for (int a = 0; a < n_alpha; a++) {
+        for (int q = 0; q < k; q++) cq[q] = (float)Cmix[a * k + q];
+        float wa = w[(i0 + b) * n_alpha + a], *ac = acc + a * LOO_TC;
+#pragma omp simd
+        for (int64_t t = 0; t < tc; t++) {
+          float e = yi[t];
+          for (int q = 0; q < k; q++) e -= cq[q] * Mi[q * m + t];
+          e *= wa;
+          ac[t] += e * e;
+        }
+      }
+    }
+    for (int a = 0; a < n_alpha; a++)
+      for (int64_t t = 0; t < tc; t++) loo[(int64_t)a * m + c0 + t] += (double)acc[a * LOO_TC + t];
+  }
 }
 
 gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, const double *alphas,
@@ -177,8 +206,10 @@ gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, con
   float *lev = gb_alloc((size_t)(n * n_alpha) * 4, "leverages");
   float *U2 = gb_alloc((size_t)(n * (r ? r : 1)) * 4, "U^2");
   float *D = gb_alloc((size_t)((r ? r : 1) * n_alpha) * 4, "shrinkage factors");
-  float *Zall = NULL, *M = NULL;
+  float *S = NULL, *Zall = NULL, *M = NULL, *acc = NULL;
   double *C = NULL;
+  gb_x3_left xu = {0};
+  gb_x3_right xz = {0};
   gb_status st = GB_OK;
   if (!Z || !lev || !U2 || !D) {
     st = GB_ERR_NOMEM;
@@ -186,55 +217,59 @@ gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, con
   }
   memset(loo, 0, (size_t)n_alpha * (size_t)m * sizeof *loo);
   if (r) gb_sgemm('T', 'N', (int)r, (int)m, (int)n, 1.f, d->U, (int)r, Yc, (int)m, 0.f, Z, (int)m);
-  /* leverages h_i(a) = 1/n + sum_j U_ij^2 d_j(a), for every alpha at once */
+  /* leverages h_i(a) = 1/n + sum_j U_ij^2 d_j(a), for every alpha at once; then w = 1/(1-h) */
   for (int64_t i = 0; i < n * r; i++) U2[i] = d->U[i] * d->U[i];
   for (int64_t j = 0; j < r; j++)
     for (int a = 0; a < n_alpha; a++) D[j * n_alpha + a] = (float)(d->s2[j] / (d->s2[j] + alphas[a]));
   for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (double)n);
   if (r) gb_sgemm('N', 'N', (int)n, n_alpha, (int)r, 1.f, U2, (int)r, D, n_alpha, 1.f, lev, n_alpha);
-  int k = r ? shrinkage_basis(d->s2, r, alphas, n_alpha, Z, m, &Zall, &C) : 0;
+  for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (1.0 - (double)lev[i]));
+  int k = r ? shrinkage_basis(d->s2, r, alphas, n_alpha, &S, &C) : 0;
   if (r && k == 0) {
     st = gb_fail(GB_ERR_NUMERIC, "SVD of the %lldx%d shrinkage matrix failed", (long long)r, n_alpha);
     goto done;
   }
-  /* rows in blocks: M = U[block] Zall holds the k basis fits of the block (nb x k*m) */
-  int64_t nb = k ? (int64_t)((32u << 20) / ((size_t)k * (size_t)m)) : n;
-  if (nb < 16) nb = 16;
+  /* Rows in blocks: M = U[block] [S_1 .* Z | ... | S_k .* Z] holds the k basis fits of the
+   * block (nb x k*m). These products only rank the alphas, so on AMX they run in bf16x3
+   * (gemm_x3.h: ~1e-5 relative per term, far below the LOO differences that decide a
+   * choice; tests/test_encode_parity* check the chosen models against scikit-learn). */
+  int64_t km = (int64_t)k * m, ldm = km + 16; /* +16: rows of M never 4 KB apart */
+  int64_t nb = k ? (int64_t)((32u << 20) / ((size_t)(k ? k : 1) * (size_t)m)) : n;
+  nb = nb / 32 * 32;
+  if (nb < 32) nb = 32;
   if (nb > n) nb = n;
-  M = gb_alloc((size_t)(nb * (k ? k : 1) * m) * 4, "basis fits");
-  if (!M) {
+  int x3 = k && gb_x3_available();
+  if (x3) {
+    st = gb_x3_pack_left(d->U, n, r, r, &xu);
+    if (st == GB_OK) st = gb_x3_pack_right_scaled(Z, r, m, m, S, k, &xz);
+    if (st != GB_OK) goto done;
+  } else if (k) {
+    Zall = gb_alloc((size_t)(r * km) * 4, "scaled U^T Y");
+    if (!Zall) {
+      st = GB_ERR_NOMEM;
+      goto done;
+    }
+    for (int64_t j = 0; j < r; j++)
+      for (int q = 0; q < k; q++)
+        for (int64_t t = 0; t < m; t++) Zall[j * km + q * m + t] = S[j * k + q] * Z[j * m + t];
+  }
+  int nt = omp_get_max_threads();
+  M = gb_alloc((size_t)(nb * ldm) * 4, "basis fits");
+  acc = gb_alloc((size_t)nt * n_alpha * LOO_TC * sizeof(float), "LOO sums");
+  if (!M || !acc) {
     st = GB_ERR_NOMEM;
     goto done;
   }
-  int nt = omp_get_max_threads();
-  int64_t chunk = (m + nt - 1) / nt;
+  int64_t nchunk = (m + LOO_TC - 1) / LOO_TC;
   for (int64_t i0 = 0; i0 < n; i0 += nb) {
     int64_t bn = n - i0 < nb ? n - i0 : nb;
-    if (k) gb_sgemm('N', 'N', (int)bn, (int)(k * m), (int)r, 1.f, d->U + i0 * r, (int)r, Zall, (int)(k * m), 0.f, M, (int)(k * m));
-#pragma omp parallel for schedule(static, 1)
-    for (int th = 0; th < nt; th++) {
-      int64_t t0 = th * chunk, t1 = t0 + chunk < m ? t0 + chunk : m;
-      if (t0 >= t1) continue;
-      float *res = gb_alloc((size_t)(t1 - t0) * 4, "residual row");
-      if (!res) continue; /* cannot happen for a few KB; leaves loo at 0 rather than crash */
-      for (int64_t i = i0; i < i0 + bn; i++) {
-        const float *yi = Yc + i * m, *Mi = M + (i - i0) * k * m;
-        for (int a = 0; a < n_alpha; a++) {
-          for (int64_t t = t0; t < t1; t++) res[t - t0] = yi[t];
-          for (int q = 0; q < k; q++) {
-            float c = (float)C[a * k + q];
-            const float *Mq = Mi + q * m;
-            for (int64_t t = t0; t < t1; t++) res[t - t0] -= c * Mq[t];
-          }
-          float w = (float)(1.0 / (1.0 - (double)lev[i * n_alpha + a]));
-          double *out = loo + (int64_t)a * m;
-          for (int64_t t = t0; t < t1; t++) {
-            float e = res[t - t0] * w;
-            out[t] += (double)(e * e);
-          }
-        }
-      }
-      gb_free(res);
+    if (x3) gb_x3_gemm(&xu, i0, bn, &xz, M, ldm);
+    else if (k) gb_sgemm('N', 'N', (int)bn, (int)km, (int)r, 1.f, d->U + i0 * r, (int)r, Zall, (int)km, 0.f, M, (int)ldm);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nchunk; c++) {
+      int64_t c0 = c * LOO_TC, tc = m - c0 < LOO_TC ? m - c0 : LOO_TC;
+      loo_accumulate(Yc, m, M, ldm, k, C, lev, n_alpha, i0, bn, c0, tc,
+                     acc + (size_t)omp_get_thread_num() * n_alpha * LOO_TC, loo);
     }
   }
 done:
@@ -242,9 +277,13 @@ done:
   gb_free(lev);
   gb_free(U2);
   gb_free(D);
+  gb_free(S);
   gb_free(Zall);
   gb_free(M);
+  gb_free(acc);
   gb_free(C);
+  gb_x3_left_free(&xu);
+  gb_x3_right_free(&xz);
   return st;
 }
 

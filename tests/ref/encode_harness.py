@@ -60,14 +60,16 @@ def workdir(prefix):
     return path
 
 
-def run_encode(args, timeout=300):
-    """Runs `gradbrain encode ARGS` (list of str); returns CompletedProcess (text)."""
+def run_encode(args, timeout=300, extra_env=None):
+    """Runs `gradbrain encode ARGS` (list of str), with extra_env (dict) added to the
+    environment; returns CompletedProcess (text)."""
     cmd = [gb_bin(), "encode", "--quiet"] + [str(a) for a in args]
     print("$ " + " ".join(cmd), flush=True)
     # Passive OpenMP waiting: on a loaded machine (ctest -j2 beside other jobs) spinning
     # threads made a 0.1 s run take 2-14 s. Scheduling only; results are unaffected.
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.update(extra_env or {})
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         print("exit %d\nstderr:\n%s" % (proc.returncode, proc.stderr[-3000:]))
