@@ -20,7 +20,8 @@
  *     cosine 0.04 -> 0.4 (not on biases, norms, LayerScale); gradient clipping by total norm
  *     (3.0) of the backbone and of the head separately (as DINOv2); the k-projection bias is
  *     kept at zero (DINOv3 masks it; it has no effect under softmax).
- *   Not implemented: iBOT masked-patch loss, colour jitter, weight-normed last layer.
+ *   - optional iBOT masked-patch loss (ibot_weight > 0; gradbrain/ibot.h).
+ *   Not implemented: a separate iBOT head, colour jitter, weight-normed last layer.
  *
  * Checkpoint directory CKPT_DIR (written by gb_train_run, every save_every iterations):
  *   config.json                      HF DINOv3ViTModel config (model_type "dinov3_vit"), so
@@ -149,6 +150,8 @@ typedef struct {
   double koleo_weight;      /* 0: off */
   double beta1, beta2, adam_eps;
   uint64_t seed;
+  double ibot_weight;       /* 0: off; else the iBOT masked-patch loss weight (gradbrain/ibot.h) */
+  double ibot_mask_prob, ibot_ratio[2]; /* fraction of masked global crops, mask ratio range */
 } gb_train_config;
 
 /* Fills the defaults for `arch_name`: "vit-tiny" | "vit-small" | a path ending in .json (HF-style
@@ -166,6 +169,7 @@ void gb_train_schedule(const gb_train_config *c, int64_t it, gb_train_sched *s);
 typedef struct {
   double loss, dino, koleo, grad_norm_backbone, grad_norm_head;
   gb_train_sched sched;
+  double ibot;              /* iBOT loss (unweighted; 0 when off) */
 } gb_train_stats;
 
 /* A parameter group: params, gradients, AdamW moments, decay mask (all n long). */
@@ -189,6 +193,7 @@ typedef struct {
   float *slog, *dslog, *tlog, *P;  /* student / teacher logits, targets */
   int64_t it;                      /* iterations done */
   int64_t adam_t;                  /* AdamW steps done */
+  struct gb_ibot *ibot;            /* iBOT state (gradbrain/ibot.h), NULL when off */
 } gb_trainer;
 
 /* Creates a trainer: student from seeded random weights (or from `init` backbone and `init_head`

@@ -39,6 +39,13 @@ static void help(void) {
          "  --centering ema|sinkhorn teacher centering (default ema, momentum 0.9)\n"
          "  --clip X                 gradient-norm clipping (default 3.0)\n"
          "  --koleo W                KoLeo regularizer weight (default 0 = off; DINOv2 uses 0.1)\n"
+         "  --ibot W                 iBOT masked-patch loss weight (default 0 = off; DINOv2 uses 1): a\n"
+         "                           fraction of the global crops get block-wise masks, masked patches\n"
+         "                           are a learned mask token for the student, the shared DINO head on\n"
+         "                           the masked patch tokens is trained to the teacher's (unmasked,\n"
+         "                           centered by its own EMA patch center, sharpened) patch targets\n"
+         "  --ibot-mask-prob P       fraction of masked global crops (default 0.5)\n"
+         "  --ibot-ratio A:B         mask ratio range of a masked crop (default 0.1:0.5)\n"
          "  --head H:B:K             DINO head hidden:bottleneck:prototypes (default 512:128:1024 tiny,\n"
          "                           2048:256:65536 small)\n"
          "  --seed S                 seed of weights, sampling and augmentation (default 0)\n"
@@ -52,7 +59,8 @@ static void help(void) {
          "  --stop-at N              stop after iteration N (as if interrupted; continue with --resume)\n"
          "  --overwrite              start again in a CKPT_DIR that holds checkpoints\n"
          "  --threads N, --quiet\n\n"
-         "Not implemented: iBOT masked-patch loss, colour jitter, weight-normed last layer.\n");
+         "Not implemented: a separate iBOT head, iBOT with Sinkhorn-Knopp centering, colour jitter,\n"
+         "weight-normed last layer.\n");
 }
 
 static int pair(cli_args *a, const char *name, double *x, double *y) {
@@ -78,7 +86,7 @@ int cmd_train(int argc, char **argv) {
   gb_status s = gb_train_config_default(&c, arch);
   if (s != GB_OK) return cli_report_error("train", s);
   long stop_at, iters, save_every, batch, ng, nl, gsz, lsz, warm, ttw, seed, nimg, cats, isz, knn, neval;
-  double lr, min_lr, st, clip, koleo;
+  double lr, min_lr, st, clip, koleo, ibot, ibot_prob;
   int is_tiny = !strcmp(arch, "vit-tiny");
   if (cli_int(&a, "--iters", c.iters, &iters) || cli_int(&a, "--save-every", c.save_every, &save_every) ||
       cli_int(&a, "--batch", c.batch, &batch) || cli_int(&a, "--global-crops", c.n_global, &ng) ||
@@ -90,6 +98,8 @@ int cmd_train(int argc, char **argv) {
       cli_int(&a, "--n-eval", 500, &neval) || cli_int(&a, "--stop-at", 0, &stop_at) || cli_double(&a, "--lr", c.lr, &lr) ||
       cli_double(&a, "--min-lr", c.min_lr, &min_lr) || cli_double(&a, "--student-temp", c.student_temp, &st) ||
       cli_double(&a, "--clip", c.clip, &clip) || cli_double(&a, "--koleo", 0.0, &koleo) ||
+      cli_double(&a, "--ibot", 0.0, &ibot) || cli_double(&a, "--ibot-mask-prob", c.ibot_mask_prob, &ibot_prob) ||
+      pair(&a, "--ibot-ratio", &c.ibot_ratio[0], &c.ibot_ratio[1]) ||
       pair(&a, "--wd", &c.wd0, &c.wd1) || pair(&a, "--momentum", &c.mom0, &c.mom1) ||
       pair(&a, "--teacher-temp", &c.teacher_temp0, &c.teacher_temp1) ||
       pair(&a, "--global-scale", &c.global_scale[0], &c.global_scale[1]) ||
@@ -137,6 +147,12 @@ int cmd_train(int argc, char **argv) {
   c.student_temp = st;
   c.clip = clip;
   c.koleo_weight = koleo;
+  c.ibot_weight = ibot; /* iBOT options are checked by the trainer (gb_ibot_create) */
+  c.ibot_mask_prob = ibot_prob;
+  if (!(ibot >= 0)) {
+    fprintf(stderr, "gradbrain train: error: --ibot %g: expected a weight >= 0\n", ibot);
+    return 2;
+  }
   c.sinkhorn = !strcmp(centering, "sinkhorn");
   gb_train_opts o = {images, out, (int)nimg, (int)cats, (int)isz, resume, overwrite, knn, (int)neval, gb_get_threads(), stop_at, a.cmdline};
   s = gb_train_run(&c, &o);

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "gradbrain/arena.h"
+#include "gradbrain/ibot.h"
 #include "gradbrain/safetensors.h"
 #include "gradbrain/train.h"
 
@@ -136,6 +137,12 @@ static int state_refs(const gb_trainer *t, tensor_ref *r) {
   ref(r, &n, "adam.backbone.v", t->back.v, 1, t->back.n, 0, 0, 0);
   ref(r, &n, "adam.head.m", t->head.m, 1, t->head.n, 0, 0, 0);
   ref(r, &n, "adam.head.v", t->head.v, 1, t->head.n, 0, 0, 0);
+  if (t->ibot) { /* iBOT (ibot.h): mask token, patch center, the token's AdamW moments */
+    ref(r, &n, "ibot.mask_token", t->ibot->token, 1, t->ibot->D, 0, 0, 0);
+    ref(r, &n, "ibot.center", t->ibot->center, 1, t->ibot->K, 0, 0, 0);
+    ref(r, &n, "adam.ibot.m", t->ibot->adam_m, 1, t->ibot->D, 0, 0, 0);
+    ref(r, &n, "adam.ibot.v", t->ibot->adam_v, 1, t->ibot->D, 0, 0, 0);
+  }
   return n;
 }
 
@@ -172,6 +179,13 @@ static cJSON *config_json(const gb_train_config *c) {
   cJSON_AddStringToObject(o, "centering", c->sinkhorn ? "sinkhorn-knopp" : "ema");
   cJSON_AddNumberToObject(o, "clip", c->clip);
   cJSON_AddNumberToObject(o, "koleo_weight", c->koleo_weight);
+  if (c->ibot_weight > 0) { /* only then: checkpoints without iBOT keep their config */
+    cJSON_AddNumberToObject(o, "ibot_weight", c->ibot_weight);
+    cJSON_AddNumberToObject(o, "ibot_mask_probability", c->ibot_mask_prob);
+    cJSON_AddItemToObject(o, "ibot_mask_ratio", cJSON_CreateDoubleArray(c->ibot_ratio, 2));
+    cJSON_AddStringToObject(o, "ibot_head", "shared DINO head");
+    cJSON_AddStringToObject(o, "ibot_masking", "block-wise, per crop from (seed, iteration, crop)");
+  }
   char seed[32];
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
   cJSON_AddStringToObject(o, "seed", seed);
@@ -228,7 +242,7 @@ gb_status gb_trainer_save(const gb_trainer *t, const char *dir, const char *hist
   GB_TRY(model_file(path, 1, &c->vit, &t->teacher->p, &c->head, &t->thead));
   gb_ckpt_path(path, sizeof path, dir, t->it, ".student.safetensors");
   GB_TRY(model_file(path, 1, &c->vit, &t->student->p, &c->head, &t->shead));
-  tensor_ref r[8];
+  tensor_ref r[12];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, t->it, ".state.safetensors");
   GB_TRY(write_refs(path, r, n));
@@ -316,7 +330,7 @@ gb_status gb_trainer_load(gb_trainer *t, const char *dir, int64_t it, char **his
   GB_TRY(model_file(path, 0, &c->vit, &t->teacher->p, &c->head, &t->thead));
   gb_ckpt_path(path, sizeof path, dir, it, ".student.safetensors");
   GB_TRY(model_file(path, 0, &c->vit, &t->student->p, &c->head, &t->shead));
-  tensor_ref r[8];
+  tensor_ref r[12];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, it, ".state.safetensors");
   return read_refs(path, r, n);

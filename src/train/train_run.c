@@ -314,6 +314,7 @@ gb_status gb_train_run(const gb_train_config *c, const gb_train_opts *o) {
     cJSON_AddNumberToObject(e, "loss", st.loss);
     cJSON_AddNumberToObject(e, "dino", st.dino);
     if (c->koleo_weight > 0) cJSON_AddNumberToObject(e, "koleo", st.koleo);
+    if (c->ibot_weight > 0) cJSON_AddNumberToObject(e, "ibot", st.ibot);
     cJSON_AddNumberToObject(e, "lr", st.sched.lr);
     cJSON_AddNumberToObject(e, "wd", st.sched.wd);
     cJSON_AddNumberToObject(e, "momentum", st.sched.momentum);

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "gradbrain/arena.h"
+#include "gradbrain/ibot.h"
 #include "gradbrain/log.h"
 #include "gradbrain/train.h"
 
@@ -102,6 +103,9 @@ gb_status gb_train_config_default(gb_train_config *c, const char *arch_name) {
   c->beta1 = 0.9;
   c->beta2 = 0.999;
   c->adam_eps = 1e-8;
+  c->ibot_mask_prob = 0.5; /* iBOT (off unless ibot_weight > 0): DINOv2's mask sampling */
+  c->ibot_ratio[0] = 0.1;
+  c->ibot_ratio[1] = 0.5;
   return GB_OK;
 }
 
@@ -257,10 +261,11 @@ gb_status gb_trainer_create(gb_trainer *t, const gb_train_config *c, const gb_vi
   t->tlog = gb_alloc((size_t)G * B * K * sizeof(float), "teacher logits");
   t->P = gb_alloc((size_t)G * B * K * sizeof(float), "teacher targets");
   if (!t->center || !t->feat || !t->dfeat || !t->slog || !t->dslog || !t->tlog || !t->P) return GB_ERR_NOMEM;
-  return GB_OK;
+  return gb_ibot_create(t); /* iBOT state when ibot_weight > 0 (ibot.h) */
 }
 
 void gb_trainer_free(gb_trainer *t) {
+  gb_ibot_free(t);
   gb_vit_free(t->student_local);
   gb_vit_free(t->student);
   gb_vit_free(t->teacher);
@@ -296,6 +301,7 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
 
   /* teacher: global crops only, no gradient */
   GB_TRY(gb_vit_forward(t->teacher, global, G * B));
+  if (t->ibot) gb_ibot_shard_hook(t, 0, t->teacher, t->student, 0, G * B); /* iBOT: teacher patch tokens, student masks */
   gb_dhead_forward(&c->head, &t->thead, &t->tacts, t->teacher->a.final, G * B, t->tlog);
   if (c->sinkhorn) gb_dino_teacher_sinkhorn(t->P, t->tlog, G * B, K, (float)s.sched.teacher_temp, 3);
   else gb_dino_teacher_softmax(t->P, t->tlog, t->center, G * B, K, (float)s.sched.teacher_temp);
@@ -319,13 +325,18 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
       s.koleo += gb_koleo_loss(t->feat + (int64_t)g * B * D, B, D, (float)c->koleo_weight,
                                t->dfeat + (int64_t)g * B * D);
   s.loss = s.dino + c->koleo_weight * s.koleo;
+  if (t->ibot) { /* iBOT masked-patch loss (ibot.h): head gradients now, token gradients via the model hooks */
+    s.ibot = gb_ibot_loss(t, &s.sched);
+    s.loss += c->ibot_weight * s.ibot;
+  }
   if (!isfinite(s.loss))
     return gb_fail(GB_ERR_NUMERIC, "train: loss is %g at iteration %lld (lr %g); lower --lr", s.loss,
                    (long long)t->it, s.sched.lr);
   gb_vit_backward(t->student, t->dfeat, G * B, 1, &t->dback);
   if (L) gb_vit_backward(t->student_local, t->dfeat + (int64_t)G * B * D, L * B, 1, &t->dback);
   zero_k_bias(&c->vit, t->dback.qkv_b);
-  s.grad_norm_backbone = gb_clip_grad_norm(t->back.g, t->back.n, c->clip);
+  s.grad_norm_backbone = t->ibot ? gb_ibot_clip_backbone(t, c->clip) /* backbone + mask token */
+                                 : gb_clip_grad_norm(t->back.g, t->back.n, c->clip);
   s.grad_norm_head = gb_clip_grad_norm(t->head.g, t->head.n, c->clip);
   if (!isfinite(s.grad_norm_backbone) || !isfinite(s.grad_norm_head))
     return gb_fail(GB_ERR_NUMERIC, "train: gradient norm is not finite at iteration %lld", (long long)t->it);
@@ -347,6 +358,7 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
       t->center[j] = (float)(t->center[j] * cm + mean * (1.0 - cm));
     }
   }
+  if (t->ibot) gb_ibot_update(t, &s.sched); /* mask token AdamW, patch center, hooks off */
   if (!all_finite(t->student->param_mem, t->student->n_params))
     return gb_fail(GB_ERR_NUMERIC, "train: parameters became non-finite at iteration %lld", (long long)t->it);
   t->it++;

@@ -8,7 +8,15 @@ other student crop) pairs, optional KoLeo (DINOv2 formula) on each global crop's
 torch.nn.utils.clip_grad_norm_ per module (backbone, head), torch.optim.AdamW with decay /
 no-decay groups and per-step lr and weight decay from DINO's cosine_scheduler, teacher EMA.
 
-Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn)
+Case ibot adds DINOv2's iBOT masked-patch loss: the masks of each step are read from
+OUTDIR/masks_S.npy ((n_global B) x N, written by the C test from gb_ibot_make_masks), the student's
+masked patch embeddings become a learned mask token (zeros at start, decayed, clipped with the
+backbone), the shared DINO head on the final-normed masked patch tokens of student and (unmasked)
+teacher, teacher targets softmax((t - c_p)/tt) with an EMA patch center c_p over the masked
+teacher patch logits, loss += W * mean over crops of the mean over its masked patches of the
+cross-entropy (DINOv2's forward_masked with 2 global crops).
+
+Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot)
 Writes: model.safetensors + config.json (initial student = teacher, HF DINOv3 keys + head),
 global_S.npy / local_S.npy (crops of step S), case.json (options for the C side),
 losses.npy (3 steps), student.safetensors / teacher.safetensors / center.npy after 3 steps.
@@ -48,7 +56,7 @@ def main():
     opt = dict(batch=4, n_global=2, n_local=2, global_size=16, local_size=8, hidden=48, bottleneck=16, k=64,
                iters=10, warmup=3, tt_warmup=5, lr=2e-3, min_lr=1e-5, wd0=0.04, wd1=0.4, mom0=0.9, mom1=1.0,
                tt0=0.04, tt1=0.07, ts=0.1, center_m=0.9, clip=0.5, koleo=0.1 if case == "ema_koleo" else 0.0,
-               sinkhorn=1 if case == "sinkhorn" else 0)
+               sinkhorn=1 if case == "sinkhorn" else 0, ibot=0.7 if case == "ibot" else 0.0, ibot_mask_prob=0.75)
     B, G, L, K = opt["batch"], opt["n_global"], opt["n_local"], opt["k"]
 
     p = vit_ref.random_params("dinov3", c, g)
@@ -99,6 +107,8 @@ def main():
             else:
                 nb[k_] = leaf(v, k_.endswith("_w") and not k_.startswith("ln"))
         sp["blocks"].append(nb)
+    if opt["ibot"]:
+        sp["mask_token"] = leaf(torch.zeros(c["dim"]), 1)  # DINOv2: zeros, weight-decayed like cls
     back_params = decay + no_decay
     hdecay, hno = [], []
     shp = {}
@@ -117,6 +127,7 @@ def main():
             return [clone_tree(v) for v in x]
         return None if x is None else x.detach().clone()
     tp, thp = clone_tree(sp), clone_tree(shp)
+    tp.pop("mask_token", None)  # the teacher is never masked
 
     def head(hp, f):
         z = F.gelu(F.linear(f, hp["w0"], hp["b0"]))
@@ -149,6 +160,8 @@ def main():
     tt_s = np.concatenate((np.linspace(opt["tt0"], opt["tt1"], opt["tt_warmup"]),
                            np.ones(opt["iters"] - opt["tt_warmup"]) * opt["tt1"]))
     center = torch.zeros(K)
+    pcenter = torch.zeros(K)
+    npre = 1 + c["n_reg"]
     rng = np.random.default_rng(7)
     losses = []
     for step in range(STEPS):
@@ -160,13 +173,25 @@ def main():
             grp["lr"] = lr_s[step]
             grp["weight_decay"] = wd_s[step] * grp["wd"]
         with torch.no_grad():
-            tf = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64))
+            if opt["ibot"]:
+                M = torch.tensor(np.load(os.path.join(out, "masks_%d.npy" % step)) != 0)
+                tall = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64), tokens=True)
+                tf = tall[:, 0]
+                tlp = head(thp, tall[:, npre:][M])  # (crop, patch) order
+                Pp = F.softmax((tlp - pcenter) / tt_s[step], dim=-1)
+            else:
+                tf = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64))
             tl = head(thp, tf)
             if opt["sinkhorn"]:
                 P = sinkhorn(tl, tt_s[step])
             else:
                 P = F.softmax((tl - center) / tt_s[step], dim=-1)
-        sfg = vit_ref.backbone("dinov3", c, sp, torch.tensor(gl, dtype=torch.float64))
+        if opt["ibot"]:
+            sall = vit_ref.backbone("dinov3", c, sp, torch.tensor(gl, dtype=torch.float64), mask=M,
+                                    mask_token=sp["mask_token"], tokens=True)
+            sfg = sall[:, 0]
+        else:
+            sfg = vit_ref.backbone("dinov3", c, sp, torch.tensor(gl, dtype=torch.float64))
         sfl = vit_ref.backbone("dinov3", c, sp, torch.tensor(lo, dtype=torch.float64))
         sl = head(shp, torch.cat([sfg, sfl]))
         logq = F.log_softmax(sl / opt["ts"], dim=-1).chunk(G + L)
@@ -181,6 +206,14 @@ def main():
         loss = loss / npairs
         if opt["koleo"] > 0:
             loss = loss + opt["koleo"] * sum(koleo(x) for x in sfg.chunk(G))
+        if opt["ibot"]:
+            slp = head(shp, sall[:, npre:][M])
+            ce = -(Pp * F.log_softmax(slp / opt["ts"], dim=-1)).sum(dim=-1)
+            w = (1.0 / M.sum(dim=1).clamp(min=1).double()).unsqueeze(1).expand_as(M)[M]
+            ibot_loss = (ce * w).sum() / M.shape[0]
+            loss = loss + opt["ibot"] * ibot_loss
+            print("  ibot loss %.6f over %d masked patches (%d of %d crops masked)" % (
+                ibot_loss.item(), int(M.sum()), int((M.sum(1) > 0).sum()), M.shape[0]))
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(back_params, opt["clip"])
@@ -201,11 +234,16 @@ def main():
             ema(thp, shp)
             if not opt["sinkhorn"]:
                 center = center * opt["center_m"] + tl.mean(dim=0) * (1 - opt["center_m"])
+            if opt["ibot"] and tlp.shape[0] > 0:
+                pcenter = pcenter * opt["center_m"] + tlp.mean(dim=0) * (1 - opt["center_m"])
         losses.append(loss.item())
         print("step %d: loss %.6f lr %.3e wd %.3f mom %.4f tt %.4f" % (step, loss.item(), lr_s[step], wd_s[step],
                                                                         mom_s[step], tt_s[step]))
     np.save(os.path.join(out, "losses.npy"), np.array(losses, dtype=np.float64))
     np.save(os.path.join(out, "center.npy"), center.numpy().astype(np.float32))
+    if opt["ibot"]:
+        np.save(os.path.join(out, "mask_token.npy"), sp["mask_token"].detach().numpy().astype(np.float32))
+        np.save(os.path.join(out, "patch_center.npy"), pcenter.numpy().astype(np.float32))
     save_model(os.path.join(out, "student.safetensors"), clone_tree(sp), clone_tree(shp))
     save_model(os.path.join(out, "teacher.safetensors"), tp, thp)
     with open(os.path.join(out, "case.json"), "w") as f:

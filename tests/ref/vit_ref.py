@@ -233,13 +233,17 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def backbone(arch, c, p, x, taps=None):
-    """Returns the final-normed CLS (B, D); appends block outputs to taps (retain_grad)."""
+def backbone(arch, c, p, x, taps=None, mask=None, mask_token=None, tokens=False):
+    """Returns the final-normed CLS (B, D); appends block outputs to taps (retain_grad).
+    mask (B, N) bool: those patch embeddings are replaced by mask_token (D) before the blocks
+    (iBOT); tokens=True returns every final-normed token (B, T, D) instead of the CLS."""
     B, D, P, H = x.shape[0], c["dim"], c["patch"], c["heads"]
     hd = D // H
     pe = F.conv2d(x, p["patch_w"], p["patch_b"], stride=P)
     gh, gw = pe.shape[2], pe.shape[3]
     pe = pe.flatten(2).transpose(1, 2)
+    if mask is not None:
+        pe = torch.where(mask.unsqueeze(-1), mask_token.reshape(1, 1, D).expand_as(pe), pe)
     cls = p["cls"].reshape(1, 1, D).expand(B, 1, D)
     if arch == "dinov3":
         h = torch.cat([cls, p["reg"].reshape(1, -1, D).expand(B, -1, D), pe], dim=1)
@@ -280,6 +284,8 @@ def backbone(arch, c, p, x, taps=None):
         if taps is not None:
             h.retain_grad()
             taps.append(h)
+    if tokens:
+        return F.layer_norm(h, (D,), p["norm_w"], p["norm_b"], c["eps"])
     return F.layer_norm(h[:, 0], (D,), p["norm_w"], p["norm_b"], c["eps"])
 
 
