@@ -45,6 +45,8 @@ typedef struct {
 gb_status gb_ridge_decompose(const float *X, int64_t n, int64_t p, gb_ridge_decomp *d);
 void gb_ridge_decomp_free(gb_ridge_decomp *d);
 
+/* Z = U^T Yc (r x m): the coefficients every alpha's fit is made of. */
+gb_status gb_ridge_coef(const gb_ridge_decomp *d, const float *Yc, int64_t m, float *Z);
 /* Efficient leave-one-out error of ridge with intercept for every alpha and every target:
  * Yc (n x m, columns centered over the n rows) -> loo (n_alpha x m, float64 sums of squared
  * LOO residuals). Also returns Z = U^T Yc (r x m) for later prediction, if Z != NULL. */

@@ -266,8 +266,7 @@ static gb_status score_batch(const gb_encode_opts *o, fold *folds, int K, int n_
           float *Yi = gb_alloc((size_t)(nt * w) * 4, "inner targets"), *Yv = gb_alloc((size_t)(nv * w) * 4, "inner validation targets");
           double *im = gb_calloc((size_t)w * 8, "inner means");
           float *Zi = gb_alloc((size_t)((m->inner_d[k].r ? m->inner_d[k].r : 1) * w) * 4, "inner U^T Y");
-          double *dummy = gb_alloc((size_t)(n_alpha * w) * 8, "inner loo");
-          if (!Yi || !Yv || !im || !Zi || !dummy) st = GB_ERR_NOMEM;
+          if (!Yi || !Yv || !im || !Zi) st = GB_ERR_NOMEM;
           if (st == GB_OK) {
             /* Yc rows are centered over all outer-train rows; re-center over inner-train rows */
             int64_t q = 0;
@@ -284,17 +283,14 @@ static gb_status score_batch(const gb_encode_opts *o, fold *folds, int K, int n_
               q++;
             }
             memcpy(Yv, Yc + v0 * w, (size_t)(nv * w) * 4);
-            /* Z_inner = U^T Yi via the LOO routine with a single alpha (cheap) */
-            st = gb_ridge_loo(&m->inner_d[k], Yi, w, o->alphas, 1, dummy, Zi);
+            st = gb_ridge_coef(&m->inner_d[k], Yi, w, Zi);
           }
           if (st == GB_OK) st = gb_ridge_val_sse(&m->inner_d[k], m->inner_Xval[k], nv, Zi, w, o->alphas, n_alpha, Yv, im, score);
-          gb_free(Yi), gb_free(Yv), gb_free(im), gb_free(Zi), gb_free(dummy);
+          gb_free(Yi), gb_free(Yv), gb_free(im), gb_free(Zi);
         }
         /* Z for the final refit on all outer-training rows */
         if (st == GB_OK) {
-          double *dummy = gb_alloc((size_t)w * 8, "loo");
-          st = dummy ? gb_ridge_loo(&m->d, Yc, w, o->alphas, 1, dummy, Z) : GB_ERR_NOMEM;
-          gb_free(dummy);
+          st = gb_ridge_coef(&m->d, Yc, w, Z);
         }
       } else {
         st = gb_ridge_loo(&m->d, Yc, w, o->alphas, n_alpha, score, Z);

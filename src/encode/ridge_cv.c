@@ -171,7 +171,7 @@ fail:
 enum { LOO_TC = 256, LOO_FLUSH = 32 }; /* targets per chunk (L1-sized); rows per float sum */
 
 /* Adds the squared LOO residuals of rows [i0, i0+bn) to loo (n_alpha x m, float64), for the
- * targets [c0, c0+tc): e = (y - sum_q Cmix_aq M_q) w_a with w = 1/(1-h). Sums run in float32
+ * targets [c0, c0+tc): e = (y - sum_q Cmix_aq M_q) w_a (w NULL: 1). Sums run in float32
  * over at most LOO_FLUSH rows, then in float64. acc: n_alpha x LOO_TC scratch. */
 static void loo_accumulate(const float *Yc, int64_t m, const float *M, int64_t ldm, int k, const double *Cmix,
                            const float *w, int n_alpha, int64_t i0, int64_t bn, int64_t c0, int64_t tc, float *acc,
@@ -184,7 +184,7 @@ static void loo_accumulate(const float *Yc, int64_t m, const float *M, int64_t l
       const float *yi = Yc + (i0 + b) * m + c0, *Mi = M + b * ldm + c0;
       for (int a = 0; a < n_alpha; a++) {
         for (int q = 0; q < k; q++) cq[q] = (float)Cmix[a * k + q];
-        float wa = w[(i0 + b) * n_alpha + a], *ac = acc + a * LOO_TC;
+        float wa = w ? w[(i0 + b) * n_alpha + a] : 1.0f, *ac = acc + a * LOO_TC;
 #pragma omp simd
         for (int64_t t = 0; t < tc; t++) {
           float e = yi[t];
@@ -199,48 +199,32 @@ static void loo_accumulate(const float *Yc, int64_t m, const float *M, int64_t l
   }
 }
 
-gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, const double *alphas,
-                       int n_alpha, double *loo, float *Zout) {
-  int64_t n = d->n, r = d->r;
-  float *Z = Zout ? Zout : gb_alloc((size_t)((r ? r : 1) * m) * 4, "U^T Y");
-  float *lev = gb_alloc((size_t)(n * n_alpha) * 4, "leverages");
-  float *U2 = gb_alloc((size_t)(n * (r ? r : 1)) * 4, "U^2");
-  float *D = gb_alloc((size_t)((r ? r : 1) * n_alpha) * 4, "shrinkage factors");
+/* The heart of both selection rules. For rows i of A (n_rows x r: U for leave-one-out,
+ * the projected validation rows for K-fold) and every alpha a, adds to sse (n_alpha x m)
+ *   sum_i w_ia^2 (Yt_i - sum_j A_ij D_ja Z_j)^2        (w = NULL: all 1)
+ * with the fitted values formed through the shrinkage basis (k products A diag(S_q) Z).
+ * Rows in blocks: M = A[block] [S_1 .* Z | ... | S_k .* Z] holds the k basis fits of the
+ * block (nb x k*m). These products only rank the alphas, so on AMX they run in bf16x3
+ * (gemm_x3.h: ~1e-5 relative per term, far below the error differences that decide a
+ * choice; tests/test_encode_parity* check the chosen models against scikit-learn). */
+static gb_status basis_sse(const gb_ridge_decomp *d, const float *A, int64_t n_rows, const float *Z, int64_t m,
+                           const double *alphas, int n_alpha, const float *w, const float *Yt, double *sse) {
+  int64_t r = d->r;
   float *S = NULL, *Zall = NULL, *M = NULL, *acc = NULL;
   double *C = NULL;
-  gb_x3_left xu = {0};
+  gb_x3_left xa = {0};
   gb_x3_right xz = {0};
   gb_status st = GB_OK;
-  if (!Z || !lev || !U2 || !D) {
-    st = GB_ERR_NOMEM;
-    goto done;
-  }
-  memset(loo, 0, (size_t)n_alpha * (size_t)m * sizeof *loo);
-  if (r) gb_sgemm('T', 'N', (int)r, (int)m, (int)n, 1.f, d->U, (int)r, Yc, (int)m, 0.f, Z, (int)m);
-  /* leverages h_i(a) = 1/n + sum_j U_ij^2 d_j(a), for every alpha at once; then w = 1/(1-h) */
-  for (int64_t i = 0; i < n * r; i++) U2[i] = d->U[i] * d->U[i];
-  for (int64_t j = 0; j < r; j++)
-    for (int a = 0; a < n_alpha; a++) D[j * n_alpha + a] = (float)(d->s2[j] / (d->s2[j] + alphas[a]));
-  for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (double)n);
-  if (r) gb_sgemm('N', 'N', (int)n, n_alpha, (int)r, 1.f, U2, (int)r, D, n_alpha, 1.f, lev, n_alpha);
-  for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (1.0 - (double)lev[i]));
   int k = r ? shrinkage_basis(d->s2, r, alphas, n_alpha, &S, &C) : 0;
-  if (r && k == 0) {
-    st = gb_fail(GB_ERR_NUMERIC, "SVD of the %lldx%d shrinkage matrix failed", (long long)r, n_alpha);
-    goto done;
-  }
-  /* Rows in blocks: M = U[block] [S_1 .* Z | ... | S_k .* Z] holds the k basis fits of the
-   * block (nb x k*m). These products only rank the alphas, so on AMX they run in bf16x3
-   * (gemm_x3.h: ~1e-5 relative per term, far below the LOO differences that decide a
-   * choice; tests/test_encode_parity* check the chosen models against scikit-learn). */
+  if (r && k == 0) return gb_fail(GB_ERR_NUMERIC, "SVD of the %lldx%d shrinkage matrix failed", (long long)r, n_alpha);
   int64_t km = (int64_t)k * m, ldm = km + 16; /* +16: rows of M never 4 KB apart */
-  int64_t nb = k ? (int64_t)((32u << 20) / ((size_t)(k ? k : 1) * (size_t)m)) : n;
+  int64_t nb = k ? (int64_t)((32u << 20) / ((size_t)km)) : n_rows;
   nb = nb / 32 * 32;
   if (nb < 32) nb = 32;
-  if (nb > n) nb = n;
+  if (nb > n_rows) nb = n_rows;
   int x3 = k && gb_x3_available();
   if (x3) {
-    st = gb_x3_pack_left(d->U, n, r, r, &xu);
+    st = gb_x3_pack_left(A, n_rows, r, r, &xa);
     if (st == GB_OK) st = gb_x3_pack_right_scaled(Z, r, m, m, S, k, &xz);
     if (st != GB_OK) goto done;
   } else if (k) {
@@ -254,36 +238,68 @@ gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, con
         for (int64_t t = 0; t < m; t++) Zall[j * km + q * m + t] = S[j * k + q] * Z[j * m + t];
   }
   int nt = omp_get_max_threads();
-  M = gb_alloc((size_t)(nb * ldm) * 4, "basis fits");
-  acc = gb_alloc((size_t)nt * n_alpha * LOO_TC * sizeof(float), "LOO sums");
+  M = gb_calloc((size_t)(nb * ldm) * 4, "basis fits");
+  acc = gb_alloc((size_t)nt * n_alpha * LOO_TC * sizeof(float), "error sums");
   if (!M || !acc) {
     st = GB_ERR_NOMEM;
     goto done;
   }
   int64_t nchunk = (m + LOO_TC - 1) / LOO_TC;
-  for (int64_t i0 = 0; i0 < n; i0 += nb) {
-    int64_t bn = n - i0 < nb ? n - i0 : nb;
-    if (x3) gb_x3_gemm(&xu, i0, bn, &xz, M, ldm);
-    else if (k) gb_sgemm('N', 'N', (int)bn, (int)km, (int)r, 1.f, d->U + i0 * r, (int)r, Zall, (int)km, 0.f, M, (int)ldm);
+  for (int64_t i0 = 0; i0 < n_rows; i0 += nb) {
+    int64_t bn = n_rows - i0 < nb ? n_rows - i0 : nb;
+    if (x3) gb_x3_gemm(&xa, i0, bn, &xz, M, ldm);
+    else if (k) gb_sgemm('N', 'N', (int)bn, (int)km, (int)r, 1.f, A + i0 * r, (int)r, Zall, (int)km, 0.f, M, (int)ldm);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nchunk; c++) {
       int64_t c0 = c * LOO_TC, tc = m - c0 < LOO_TC ? m - c0 : LOO_TC;
-      loo_accumulate(Yc, m, M, ldm, k, C, lev, n_alpha, i0, bn, c0, tc,
-                     acc + (size_t)omp_get_thread_num() * n_alpha * LOO_TC, loo);
+      loo_accumulate(Yt, m, M, ldm, k, C, w, n_alpha, i0, bn, c0, tc,
+                     acc + (size_t)omp_get_thread_num() * n_alpha * LOO_TC, sse);
     }
   }
 done:
-  if (!Zout) gb_free(Z);
-  gb_free(lev);
-  gb_free(U2);
-  gb_free(D);
   gb_free(S);
   gb_free(Zall);
   gb_free(M);
   gb_free(acc);
   gb_free(C);
-  gb_x3_left_free(&xu);
+  gb_x3_left_free(&xa);
   gb_x3_right_free(&xz);
+  return st;
+}
+
+gb_status gb_ridge_coef(const gb_ridge_decomp *d, const float *Yc, int64_t m, float *Z) {
+  if (d->r) gb_sgemm('T', 'N', (int)d->r, (int)m, (int)d->n, 1.f, d->U, (int)d->r, Yc, (int)m, 0.f, Z, (int)m);
+  return GB_OK;
+}
+
+gb_status gb_ridge_loo(const gb_ridge_decomp *d, const float *Yc, int64_t m, const double *alphas,
+                       int n_alpha, double *loo, float *Zout) {
+  int64_t n = d->n, r = d->r;
+  float *Z = Zout ? Zout : gb_alloc((size_t)((r ? r : 1) * m) * 4, "U^T Y");
+  float *lev = gb_alloc((size_t)(n * n_alpha) * 4, "leverages");
+  float *U2 = gb_alloc((size_t)(n * (r ? r : 1)) * 4, "U^2");
+  float *D = gb_alloc((size_t)((r ? r : 1) * n_alpha) * 4, "shrinkage factors");
+  gb_status st = GB_OK;
+  if (!Z || !lev || !U2 || !D) {
+    st = GB_ERR_NOMEM;
+    goto done;
+  }
+  memset(loo, 0, (size_t)n_alpha * (size_t)m * sizeof *loo);
+  gb_ridge_coef(d, Yc, m, Z);
+  /* leverages h_i(a) = 1/n + sum_j U_ij^2 d_j(a), for every alpha at once; then w = 1/(1-h) */
+  for (int64_t i = 0; i < n * r; i++) U2[i] = d->U[i] * d->U[i];
+  for (int64_t j = 0; j < r; j++)
+    for (int a = 0; a < n_alpha; a++) D[j * n_alpha + a] = (float)(d->s2[j] / (d->s2[j] + alphas[a]));
+  for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (double)n);
+  if (r) gb_sgemm('N', 'N', (int)n, n_alpha, (int)r, 1.f, U2, (int)r, D, n_alpha, 1.f, lev, n_alpha);
+  for (int64_t i = 0; i < n * n_alpha; i++) lev[i] = (float)(1.0 / (1.0 - (double)lev[i]));
+  /* LOO residual of row i = (y_i - fitted_i) / (1 - h_i): U's rows, weights 1/(1-h) */
+  st = basis_sse(d, d->U, n, Z, m, alphas, n_alpha, lev, Yc, loo);
+done:
+  if (!Zout) gb_free(Z);
+  gb_free(lev);
+  gb_free(U2);
+  gb_free(D);
   return st;
 }
 
@@ -357,33 +373,26 @@ gb_status gb_ridge_predict(const gb_ridge_decomp *d, const float *Xnew, int64_t 
 gb_status gb_ridge_val_sse(const gb_ridge_decomp *d, const float *Xval, int64_t n_val, const float *Z,
                            int64_t m, const double *alphas, int n_alpha, const float *Yval,
                            const double *ymean, double *sse) {
-  int64_t r = d->r;
   float *A = NULL;
   GB_TRY(project(d, Xval, n_val, &A));
-  float *Zs = gb_alloc((size_t)((r ? r : 1) * m) * 4, "scaled coefficients");
-  float *P = gb_alloc((size_t)(n_val * m) * 4, "validation predictions");
-  if (!Zs || !P) {
-    gb_free(A);
-    gb_free(Zs);
-    gb_free(P);
-    return GB_ERR_NOMEM;
-  }
-  for (int a = 0; a < n_alpha; a++) {
-    for (int64_t j = 0; j < r; j++) {
-      float f = (float)(sqrt(d->s2[j]) / (d->s2[j] + alphas[a]));
-      for (int64_t t = 0; t < m; t++) Zs[j * m + t] = f * Z[j * m + t];
-    }
-    if (r) gb_sgemm('N', 'N', (int)n_val, (int)m, (int)r, 1.f, A, (int)r, Zs, (int)m, 0.f, P, (int)m);
-    else memset(P, 0, (size_t)(n_val * m) * 4);
-    double *out = sse + (int64_t)a * m;
+  /* fitted values of alpha a: A diag(s/(s^2+a)) Z = (A diag(1/s)) diag(s^2/(s^2+a)) Z */
+  float *As = gb_alloc((size_t)(n_val * (d->r ? d->r : 1)) * 4, "scaled validation rows");
+  float *Yt = gb_alloc((size_t)(n_val * m) * 4, "centered validation targets");
+  double *part = gb_calloc((size_t)(n_alpha * m) * 8, "validation errors");
+  gb_status st = GB_OK;
+  if (!As || !Yt || !part) st = GB_ERR_NOMEM;
+  if (st == GB_OK) {
     for (int64_t i = 0; i < n_val; i++)
-      for (int64_t t = 0; t < m; t++) {
-        double e = (double)Yval[i * m + t] - ymean[t] - P[i * m + t];
-        out[t] += e * e;
-      }
+      for (int64_t j = 0; j < d->r; j++) As[i * d->r + j] = (float)(A[i * d->r + j] / sqrt(d->s2[j]));
+    for (int64_t i = 0; i < n_val; i++)
+      for (int64_t t = 0; t < m; t++) Yt[i * m + t] = (float)((double)Yval[i * m + t] - ymean[t]);
+    st = basis_sse(d, As, n_val, Z, m, alphas, n_alpha, NULL, Yt, part);
   }
+  if (st == GB_OK)
+    for (int64_t i = 0; i < n_alpha * m; i++) sse[i] += part[i];
   gb_free(A);
-  gb_free(Zs);
-  gb_free(P);
-  return GB_OK;
+  gb_free(As);
+  gb_free(Yt);
+  gb_free(part);
+  return st;
 }
