@@ -154,7 +154,7 @@ void gb_ibot_shard_hook(gb_trainer *t, int sh, gb_vit *tv, gb_vit *m, int c0, in
   gb_ibot *ib = t->ibot;
   const gb_train_config *c = &t->cfg;
   int N = ib->N, D = ib->D, T = tv->T;
-  if (sh < 0 || sh >= ib->n_shards) { /* cannot happen (GB_TRAIN_SHARDS is small); the loss turns NaN */
+  if (sh < 0 || sh >= ib->n_shards) { /* cannot happen (the trainer's shards are few); the loss turns NaN */
     ib->bad = 1;
     return;
   }
@@ -172,6 +172,10 @@ void gb_ibot_shard_hook(gb_trainer *t, int sh, gb_vit *tv, gb_vit *m, int c0, in
   if (!ib->shard_dx[sh] || ib->shard_nc[sh] < nc) {
     gb_free(ib->shard_dx[sh]);
     ib->shard_dx[sh] = gb_alloc((size_t)nc * T * D * sizeof(float), "iBOT token gradients");
+    if (!ib->shard_dx[sh]) { /* out of memory: the loss turns NaN and the trainer stops */
+      ib->bad = 1;
+      return;
+    }
   }
   ib->shard_m[sh] = m;
   ib->shard_c0[sh] = c0;
