@@ -28,9 +28,13 @@
  *                                    `extract --model CKPT_DIR/ckpt_XXXXXX.safetensors` needs no flags
  *   ckpt_XXXXXX.safetensors          TEACHER backbone (HF DINOv3 keys: embeddings.*, layer.N.*,
  *                                    norm.*) + teacher DINO head (dino_head.mlp.{0,2,4}.weight/bias,
- *                                    dino_head.last_layer.weight). This is the model to analyse.
+ *                                    dino_head.last_layer.weight). The checkpoint's training
+ *                                    objective: extract --model ckpt_XXXXXX.student.safetensors
+ *                                    --teacher-model ckpt_XXXXXX.safetensors --center-from
+ *                                    ckpt_XXXXXX.json (gradbrain/teacher.h; what trajectory runs)
  *   ckpt_XXXXXX.student.safetensors  student backbone + student head, same keys (also loadable)
- *   ckpt_XXXXXX.state.safetensors    center (K), AdamW moments (adam.{backbone,head}.{m,v}, flat)
+ *   ckpt_XXXXXX.state.safetensors    center (K), AdamW moments (adam.{backbone,head}.{m,v}, flat);
+ *                                    with --ibot: ibot.mask_token, ibot.center, adam.ibot.{m,v}
  *   ckpt_XXXXXX.json                 iteration, adam step, seed (the RNG state is (seed, iteration)),
  *                                    training options, per-iteration losses and schedule values so far
  *   train.json                       provenance of the run (version, command line, options)
@@ -50,7 +54,8 @@
  *                               interpolated between checkpoints (gb_half_time); NaN if the final
  *                               value is <= 0
  *   /<model>/half_time_all      (1) float64: the same for mean_all
- *   /extract_loss               (C) float64: mean per-image DINO loss at each checkpoint (from extract)
+ *   /extract_loss               (C) float64: mean per-image DINO loss at each checkpoint (from extract;
+ *                               the CLS DINO term of the checkpoint's objective, without iBOT)
  *   attributes on /: version, command, checkpoints, images, brain, objective, pool, image_size,
  *   seed, n_folds, pca, x_label.
  * Beside it, T.json: {"x": iterations, "x_label", "y_label", "series": {"forward": mean_all, "joint":
