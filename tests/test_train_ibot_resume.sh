@@ -4,7 +4,7 @@
 # masks come from (seed, iteration, crop)); the iBOT state and options are in the checkpoint;
 # resuming an iBOT run without --ibot is refused; --ibot with Sinkhorn-Knopp centering and a bad
 # mask ratio are clear errors; the checkpoint still loads in extract (the mask token is not a
-# backbone key).
+# backbone key) and records that its objective is the DINO CLS term without the iBOT term.
 set -euo pipefail
 : "${GB_BIN:?}"
 T=$(mktemp -d /tmp/gb_train_ibot.XXXXXX)
@@ -62,4 +62,13 @@ grep -q "ratio" "$T/err" || { cat "$T/err"; exit 1; }
 "$GB_BIN" images --out "$T/img" --n 4 --categories 2 --size 32 --quiet
 "$GB_BIN" extract --model "$T/A/ckpt_000006.student.safetensors" --teacher-model "$T/A/ckpt_000006.safetensors" \
   --center-from "$T/A/ckpt_000006.json" --images "$T/img" --out "$T/F.h5" --image-size 32 --threads 2 --quiet
+# ... and records that the run's iBOT term is not part of the extracted objective
+/usr/bin/python3 - "$T/F.h5" <<'P'
+import sys
+import h5py
+d = h5py.File(sys.argv[1], "r").attrs["dino_objective"]
+d = d.decode() if isinstance(d, bytes) else str(d)
+assert "iBOT patch term (weight 1) is not included" in d, d
+print("extract on an iBOT checkpoint:", d.split("; ")[-1])
+P
 echo ok

@@ -31,6 +31,7 @@ typedef struct {
   int sinkhorn;          /* 1: the run used Sinkhorn-Knopp targets */
   double teacher_temp;   /* teacher temperature of the next iteration */
   double student_temp;
+  double ibot_weight;    /* > 0: the run also had an iBOT patch loss (not part of extract's objective) */
   char json_path[4096], state_path[4096];
 } gb_ckpt_objective;
 

@@ -81,6 +81,8 @@ gb_status gb_ckpt_objective_read(const char *path, gb_ckpt_objective *c) {
     c->student_temp = ts->valuedouble;
     c->k = (int)k->valuedouble;
     c->sinkhorn = !strcmp(ce->valuestring, "sinkhorn-knopp");
+    const cJSON *iw = jget(cf, "ibot_weight");
+    c->ibot_weight = cJSON_IsNumber(iw) ? iw->valuedouble : 0.0;
   }
   cJSON_Delete(o);
   GB_TRY(s);
@@ -241,6 +243,12 @@ gb_status gb_extract_teacher_setup(const gb_extract_opts *o, const gb_vit *stude
         s = gb_objective_set_center(obj, co.center);
         *center_set = 1;
         snprintf(ctext, sizeof ctext, "center = EMA center of %.300s (iteration %lld)", co.state_path, (long long)co.iteration);
+      }
+      if (co.ibot_weight > 0) {
+        size_t l = strlen(ttext);
+        snprintf(ttext + l, sizeof ttext - l, "; the run's iBOT patch term (weight %g) is not included", co.ibot_weight);
+        gb_warn("%s: trained with an iBOT patch loss (weight %g); the extracted objective is its DINO CLS term only",
+                co.json_path, co.ibot_weight);
       }
     }
     gb_ckpt_objective_free(&co);
