@@ -1,7 +1,8 @@
 #!/bin/bash
-# iBOT (`train --ibot W`): stopping and resuming gives bit-identical checkpoints (the mask token,
-# the patch center and the token's AdamW moments travel in ckpt_XXXXXX.state.safetensors; the
-# masks come from (seed, iteration, crop)); the iBOT state and options are in the checkpoint;
+# iBOT (`train --ibot W`; shared and separate head): stopping and resuming gives bit-identical
+# checkpoints (the mask token, the patch center, a separate head and the AdamW moments travel in
+# ckpt_XXXXXX.state.safetensors; the masks come from (seed, iteration, crop)); the iBOT state and
+# options are in the checkpoint;
 # resuming an iBOT run without --ibot is refused; --ibot with Sinkhorn-Knopp centering and a bad
 # mask ratio are clear errors; the checkpoint still loads in extract (the mask token is not a
 # backbone key) and records that its objective is the DINO CLS term without the iBOT term.
@@ -47,6 +48,24 @@ assert all("ibot" in e and e["ibot"] >= 0 for e in h), h
 assert any(e["ibot"] > 0 for e in h), h
 print("state: mask token norm %.3e, patch center moved; iBOT losses %s" % (
     np.linalg.norm(s6["ibot.mask_token"]), ["%.3f" % e["ibot"] for e in h]))
+P
+# the same with a separate iBOT head (its student / teacher copies and moments in the state file)
+sep=("${common[@]}" --ibot-separate-head)
+"$GB_BIN" train "${sep[@]}" --out "$T/S1"
+"$GB_BIN" train "${sep[@]}" --out "$T/S2" --stop-at 3
+"$GB_BIN" train "${sep[@]}" --out "$T/S2" --resume
+for f in ckpt_000006.safetensors ckpt_000006.student.safetensors ckpt_000006.state.safetensors ckpt_000006.json; do
+  if ! cmp "$T/S1/$f" "$T/S2/$f"; then echo "FAIL: $f differs (separate iBOT head, resumed)"; exit 1; fi
+done
+/usr/bin/python3 - "$T/S1" <<'P'
+import json, struct, sys
+d = sys.argv[1]
+with open(d + "/ckpt_000006.state.safetensors", "rb") as f:
+    h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+for k in ("ibot_head.student", "ibot_head.teacher", "adam.ibot_head.m", "adam.ibot_head.v"):
+    assert k in h, "missing " + k
+assert json.load(open(d + "/ckpt_000006.json"))["config"]["ibot_head"] == "separate"
+print("separate iBOT head: resumed bit-identical; state has", sorted(k for k in h if "ibot_head" in k))
 P
 # resuming an iBOT run without --ibot is refused (different options)
 if "$GB_BIN" train "${base[@]}" --out "$T/B" --resume 2> "$T/err"; then

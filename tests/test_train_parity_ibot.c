@@ -12,7 +12,9 @@
  * (student / teacher backbones and heads, mask token, both centers), losses within 1e-5
  * relative (float32 vs float64; see test_train_parity.c for why AdamW keeps the error that
  * small). The test also checks that the masks are not trivial (some crops masked, some not),
- * that the mask token moved, and that without --ibot (weight 0) the masks are never drawn. */
+ * that the mask token moved, and that without --ibot (weight 0) there is no iBOT state.
+ * Case ibot_sep: the same with a separate iBOT head (own parameters, started from the
+ * reference's ihead_init.npy, clipped on its own, EMA teacher copy): both copies compared too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,11 +72,11 @@ static void head_flat(const gb_vit_heads *h, const gb_dhead_config *c, float *ou
   memcpy(p.last, h->dino_last, (size_t)c->k * c->bottleneck * 4);
 }
 
-int main(void) {
-  const char *src = getenv("GB_SRC");
-  if (!src) src = ".";
+static int run_case(const char *src, const char *name) {
   char dir[] = "/tmp/gb_train_ibot_XXXXXX", cmd[4096], path[4096];
   if (!mkdtemp(dir)) return 1;
+  int separate = !strcmp(name, "ibot_sep");
+  printf("case %s\n", name);
 
   /* the masks of steps 0..2, from the trainer's generator */
   gb_train_config mc;
@@ -116,8 +118,8 @@ int main(void) {
     free(m2);
   }
 
-  snprintf(cmd, sizeof cmd, "PYTHONPATH=%s/tests/ref /usr/bin/python3 %s/tests/ref/train_ref.py %s ibot > %s/ref.log",
-           src, src, dir, dir);
+  snprintf(cmd, sizeof cmd, "PYTHONPATH=%s/tests/ref /usr/bin/python3 %s/tests/ref/train_ref.py %s %s > %s/ref.log",
+           src, src, dir, name, dir);
   if (system(cmd) != 0) {
     printf("FAIL: reference script failed (%s)\n", cmd);
     return 1;
@@ -165,6 +167,7 @@ int main(void) {
   c.koleo_weight = jnum(cj, "koleo");
   c.sinkhorn = (int)jnum(cj, "sinkhorn");
   c.ibot_weight = jnum(cj, "ibot");
+  c.ibot_separate_head = (int)jnum(cj, "ibot_sep");
   if (c.batch != REF_B || c.n_global != REF_G || c.global_size != REF_GS || c.vit.patch != REF_P ||
       jnum(cj, "ibot_mask_prob") != REF_MASK_PROB || !(c.ibot_weight > 0)) {
     printf("FAIL: train_ref.py's ibot case no longer has the geometry this test wrote masks for\n");
@@ -173,9 +176,20 @@ int main(void) {
   cJSON_Delete(cj);
 
   gb_trainer t;
-  if (gb_trainer_create(&t, &c, init, &heads) != GB_OK || !t.ibot) {
+  if (gb_trainer_create(&t, &c, init, &heads) != GB_OK || !t.ibot || t.ibot->separate != separate) {
     printf("FAIL: trainer: %s\n", gb_errmsg());
     return 1;
+  }
+  if (separate) { /* start from the reference's iBOT head (student = teacher) */
+    int64_t nh;
+    float *ih = load_npy(dir, "ihead_init.npy", &nh);
+    if (nh != t.ibot->ihn) {
+      printf("FAIL: ihead_init.npy has %lld values, the iBOT head %lld\n", (long long)nh, (long long)t.ibot->ihn);
+      return 1;
+    }
+    memcpy(t.ibot->ishead_mem, ih, (size_t)nh * sizeof(float));
+    memcpy(t.ibot->ithead_mem, ih, (size_t)nh * sizeof(float));
+    free(ih);
   }
   float *ref_loss = load_npy(dir, "losses.npy", NULL);
   for (int s = 0; s < STEPS; s++) {
@@ -232,6 +246,23 @@ int main(void) {
   failures += !(sqrt(tn) > 1e-4);
   rel_l2("iBOT mask token", t.ibot->token, rc, nc, 1e-4);
   free(rc);
+  if (separate) {
+    rc = load_npy(dir, "ihead_student.npy", &nc);
+    rel_l2("iBOT head (student)", t.ibot->ishead_mem, rc, nc, 1e-4);
+    float *ri = load_npy(dir, "ihead_init.npy", NULL);
+    double mv = 0, nn = 0;
+    for (int64_t i = 0; i < nc; i++) {
+      mv += ((double)rc[i] - ri[i]) * ((double)rc[i] - ri[i]);
+      nn += (double)rc[i] * rc[i];
+    }
+    printf("    iBOT head moved by rel %.2e from its start\n", sqrt(mv / nn));
+    failures += !(sqrt(mv / nn) > 1e-4);
+    free(ri);
+    free(rc);
+    rc = load_npy(dir, "ihead_teacher.npy", &nc);
+    rel_l2("iBOT head (teacher)", t.ibot->ithead_mem, rc, nc, 1e-4);
+    free(rc);
+  }
   free(ref_loss);
   gb_trainer_free(&t);
 
@@ -249,6 +280,13 @@ int main(void) {
   free(mf);
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return 0;
+}
+
+int main(void) {
+  const char *src = getenv("GB_SRC");
+  if (!src) src = ".";
+  if (run_case(src, "ibot") || run_case(src, "ibot_sep")) failures++;
   printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
   return failures ? 1 : 0;
 }

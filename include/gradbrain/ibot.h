@@ -12,8 +12,10 @@
  * token (zeros at start, weight decay like the CLS token, clipped with the backbone) before the
  * blocks (so the DINO CLS loss sees the masked crops too, as in DINOv2); the teacher sees them
  * unmasked. The final-normed patch tokens at the masked positions go through the DINO head
- * (shared: DINOv2's default config, ibot.separate_head = false; its released ViT-L/g training
- * configs use a separate iBOT head, not implemented here); teacher targets
+ * (shared: DINOv2's default config, ibot.separate_head = false) or, with ibot_separate_head
+ * (DINOv2's released ViT-L/g training configs), through a separate iBOT head of the same shape
+ * (own seeded init, own EMA teacher copy, AdamW with the head's decay groups, clipped on its own
+ * as DINOv2 clips each student module); teacher targets
  * softmax((t - c_p) / tt) with c_p a separate EMA center over the masked teacher patch logits
  * (momentum center_momentum); loss = mean over the n_global x batch crops of the mean over the
  * crop's masked patches of -sum_k p_k log softmax(s / ts)_k (a crop without masked patches adds
@@ -21,8 +23,10 @@
  * adds ibot_weight x this. Sinkhorn-Knopp centering is not supported with iBOT.
  * The trainer runs the full ViT passes of src/nn/vit.c for the global crops when iBOT is on (every
  * final patch token is needed; the mask goes in through the gb_vit hooks patch_mask / mask_token /
- * dmask_token / dx_last). Checkpoints: ibot.mask_token, ibot.center, adam.ibot.{m,v} in
- * ckpt_XXXXXX.state.safetensors; the options in the checkpoint config (so --resume checks them). */
+ * dmask_token / dx_last). Checkpoints: ibot.mask_token, ibot.center, adam.ibot.{m,v} (and with a
+ * separate head ibot_head.{student,teacher} and adam.ibot_head.{m,v}, flat in the DINO head's
+ * layout) in ckpt_XXXXXX.state.safetensors; the options in the checkpoint config (so --resume
+ * checks them). */
 #ifndef GRADBRAIN_IBOT_H
 #define GRADBRAIN_IBOT_H
 
@@ -59,6 +63,12 @@ typedef struct gb_ibot {
   double *tsum;                  /* (K) sum of masked teacher logits (center update) */
   double loss;
   int bad;                       /* a shard index out of range was seen */
+  /* separate iBOT head (ibot_separate_head): student / teacher parameters, gradient, moments */
+  int separate;
+  int64_t ihn;                   /* floats of one head */
+  float *ishead_mem, *ithead_mem, *ig, *im, *iv;
+  uint8_t *idecay;
+  gb_dhead_params ishead, ithead, idhead;
 } gb_ibot;
 
 /* The masks of iteration `it` for config c at a patch grid gh x gw: mask (n_global * batch x

@@ -21,7 +21,7 @@
  *     (3.0) of the backbone and of the head separately (as DINOv2); the k-projection bias is
  *     kept at zero (DINOv3 masks it; it has no effect under softmax).
  *   - optional iBOT masked-patch loss (ibot_weight > 0; gradbrain/ibot.h).
- *   Not implemented: a separate iBOT head, colour jitter, weight-normed last layer.
+ *   Not implemented: colour jitter, weight-normed last layer.
  *
  * Checkpoint directory CKPT_DIR (written by gb_train_run, every save_every iterations):
  *   config.json                      HF DINOv3ViTModel config (model_type "dinov3_vit"), so
@@ -157,6 +157,7 @@ typedef struct {
   uint64_t seed;
   double ibot_weight;       /* 0: off; else the iBOT masked-patch loss weight (gradbrain/ibot.h) */
   double ibot_mask_prob, ibot_ratio[2]; /* fraction of masked global crops, mask ratio range */
+  int ibot_separate_head;   /* 1: a separate iBOT head (else the DINO head is shared) */
 } gb_train_config;
 
 /* Fills the defaults for `arch_name`: "vit-tiny" | "vit-small" | a path ending in .json (HF-style

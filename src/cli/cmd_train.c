@@ -46,6 +46,8 @@ static void help(void) {
          "                           centered by its own EMA patch center, sharpened) patch targets\n"
          "  --ibot-mask-prob P       fraction of masked global crops (default 0.5)\n"
          "  --ibot-ratio A:B         mask ratio range of a masked crop (default 0.1:0.5)\n"
+         "  --ibot-separate-head     a separate iBOT head (DINOv2's ViT-L/g configs) instead of sharing\n"
+         "                           the DINO head (DINOv2's default)\n"
          "  --head H:B:K             DINO head hidden:bottleneck:prototypes (default 512:128:1024 tiny,\n"
          "                           2048:256:65536 small)\n"
          "  --seed S                 seed of weights, sampling and augmentation (default 0)\n"
@@ -59,8 +61,7 @@ static void help(void) {
          "  --stop-at N              stop after iteration N (as if interrupted; continue with --resume)\n"
          "  --overwrite              start again in a CKPT_DIR that holds checkpoints\n"
          "  --threads N, --quiet\n\n"
-         "Not implemented: a separate iBOT head, iBOT with Sinkhorn-Knopp centering, colour jitter,\n"
-         "weight-normed last layer.\n");
+         "Not implemented: iBOT with Sinkhorn-Knopp centering, colour jitter, weight-normed last layer.\n");
 }
 
 static int pair(cli_args *a, const char *name, double *x, double *y) {
@@ -106,6 +107,7 @@ int cmd_train(int argc, char **argv) {
       pair(&a, "--local-scale", &c.local_scale[0], &c.local_scale[1]))
     return 2;
   const char *centering = cli_str(&a, "--centering", "ema"), *head = cli_str(&a, "--head", NULL);
+  int ibot_sep = cli_flag(&a, "--ibot-separate-head");
   int resume = cli_flag(&a, "--resume"), overwrite = cli_flag(&a, "--overwrite");
   if (cli_common(&a) || cli_finish(&a)) return 2;
   if (!images || !out) {
@@ -149,6 +151,7 @@ int cmd_train(int argc, char **argv) {
   c.koleo_weight = koleo;
   c.ibot_weight = ibot; /* iBOT options are checked by the trainer (gb_ibot_create) */
   c.ibot_mask_prob = ibot_prob;
+  c.ibot_separate_head = ibot_sep;
   if (!(ibot >= 0)) {
     fprintf(stderr, "gradbrain train: error: --ibot %g: expected a weight >= 0\n", ibot);
     return 2;

@@ -142,6 +142,12 @@ static int state_refs(const gb_trainer *t, tensor_ref *r) {
     ref(r, &n, "ibot.center", t->ibot->center, 1, t->ibot->K, 0, 0, 0);
     ref(r, &n, "adam.ibot.m", t->ibot->adam_m, 1, t->ibot->D, 0, 0, 0);
     ref(r, &n, "adam.ibot.v", t->ibot->adam_v, 1, t->ibot->D, 0, 0, 0);
+    if (t->ibot->separate) { /* the separate iBOT head, flat in the DINO head's layout */
+      ref(r, &n, "ibot_head.student", t->ibot->ishead_mem, 1, t->ibot->ihn, 0, 0, 0);
+      ref(r, &n, "ibot_head.teacher", t->ibot->ithead_mem, 1, t->ibot->ihn, 0, 0, 0);
+      ref(r, &n, "adam.ibot_head.m", t->ibot->im, 1, t->ibot->ihn, 0, 0, 0);
+      ref(r, &n, "adam.ibot_head.v", t->ibot->iv, 1, t->ibot->ihn, 0, 0, 0);
+    }
   }
   return n;
 }
@@ -183,7 +189,7 @@ static cJSON *config_json(const gb_train_config *c) {
     cJSON_AddNumberToObject(o, "ibot_weight", c->ibot_weight);
     cJSON_AddNumberToObject(o, "ibot_mask_probability", c->ibot_mask_prob);
     cJSON_AddItemToObject(o, "ibot_mask_ratio", cJSON_CreateDoubleArray(c->ibot_ratio, 2));
-    cJSON_AddStringToObject(o, "ibot_head", "shared DINO head");
+    cJSON_AddStringToObject(o, "ibot_head", c->ibot_separate_head ? "separate" : "shared DINO head");
     cJSON_AddStringToObject(o, "ibot_masking", "block-wise, per crop from (seed, iteration, crop)");
   }
   char seed[32];
@@ -242,7 +248,7 @@ gb_status gb_trainer_save(const gb_trainer *t, const char *dir, const char *hist
   GB_TRY(model_file(path, 1, &c->vit, &t->teacher->p, &c->head, &t->thead));
   gb_ckpt_path(path, sizeof path, dir, t->it, ".student.safetensors");
   GB_TRY(model_file(path, 1, &c->vit, &t->student->p, &c->head, &t->shead));
-  tensor_ref r[12];
+  tensor_ref r[16];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, t->it, ".state.safetensors");
   GB_TRY(write_refs(path, r, n));
@@ -330,7 +336,7 @@ gb_status gb_trainer_load(gb_trainer *t, const char *dir, int64_t it, char **his
   GB_TRY(model_file(path, 0, &c->vit, &t->teacher->p, &c->head, &t->thead));
   gb_ckpt_path(path, sizeof path, dir, it, ".student.safetensors");
   GB_TRY(model_file(path, 0, &c->vit, &t->student->p, &c->head, &t->shead));
-  tensor_ref r[12];
+  tensor_ref r[16];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, it, ".state.safetensors");
   return read_refs(path, r, n);

@@ -11,7 +11,8 @@
 #include "gradbrain/nn.h"
 #include "gradbrain/rng.h"
 
-#define SALT_IBOT 0x49424f54ULL /* "IBOT" */
+#define SALT_IBOT 0x49424f54ULL          /* "IBOT" */
+#define SALT_IBOT_HEAD 0x49424f5448ULL    /* "IBOTH": init of a separate iBOT head */
 #define IBOT_CHUNK 256          /* head rows per pass (bounds the K-wide scratch) */
 
 /* ---- masks ---- */
@@ -120,6 +121,29 @@ gb_status gb_ibot_create(gb_trainer *t) {
     ib->shard_dtok[sh] = gb_calloc((size_t)D * 4, "iBOT mask token");
     if (!ib->shard_dtok[sh]) return GB_ERR_NOMEM;
   }
+  if (c->ibot_separate_head) { /* own head: seeded like the DINO head, teacher = copy */
+    ib->separate = 1;
+    ib->ihn = gb_dhead_param_count(&c->head);
+    size_t bytes = (size_t)ib->ihn * sizeof(float);
+    ib->ishead_mem = gb_alloc(bytes, "iBOT head");
+    ib->ithead_mem = gb_alloc(bytes, "iBOT head");
+    ib->ig = gb_calloc(bytes, "iBOT head gradients");
+    ib->im = gb_calloc(bytes, "iBOT head moments");
+    ib->iv = gb_calloc(bytes, "iBOT head moments");
+    ib->idecay = gb_calloc((size_t)ib->ihn, "iBOT head decay mask");
+    if (!ib->ishead_mem || !ib->ithead_mem || !ib->ig || !ib->im || !ib->iv || !ib->idecay)
+      return gb_fail(GB_ERR_NOMEM, "out of memory (iBOT head)");
+    gb_dhead_init(&c->head, ib->ishead_mem, c->seed ^ SALT_IBOT_HEAD);
+    memcpy(ib->ithead_mem, ib->ishead_mem, bytes);
+    gb_dhead_layout(&c->head, ib->ishead_mem, &ib->ishead);
+    gb_dhead_layout(&c->head, ib->ithead_mem, &ib->ithead);
+    gb_dhead_layout(&c->head, ib->ig, &ib->idhead);
+    const gb_dhead_config *h = &c->head; /* weight decay on the weight matrices, not on biases */
+    memset(ib->idecay + (ib->ishead.w0 - ib->ishead_mem), 1, (size_t)h->hidden * h->in);
+    memset(ib->idecay + (ib->ishead.w1 - ib->ishead_mem), 1, (size_t)h->hidden * h->hidden);
+    memset(ib->idecay + (ib->ishead.w2 - ib->ishead_mem), 1, (size_t)h->bottleneck * h->hidden);
+    memset(ib->idecay + (ib->ishead.last - ib->ishead_mem), 1, (size_t)h->k * h->bottleneck);
+  }
   return gb_dhead_acts_init(&ib->acts, &c->head, ib->chunk);
 }
 
@@ -135,6 +159,9 @@ void gb_ibot_free(gb_trainer *t) {
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) gb_free(f[i]);
   gb_free(ib->mask);
   gb_free(ib->decay);
+  float *h[] = {ib->ishead_mem, ib->ithead_mem, ib->ig, ib->im, ib->iv};
+  for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) gb_free(h[i]);
+  gb_free(ib->idecay);
   free(ib->shard_m);
   free(ib->shard_c0);
   free(ib->shard_nc);
@@ -200,6 +227,10 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
   int N = ib->N, D = ib->D, K = ib->K, GB = ib->GB;
   double tt = s->teacher_temp, ts = c->student_temp;
   if (ib->bad) return NAN; /* the trainer stops on a non-finite loss */
+  /* the head: the shared DINO head (gradients into the trainer's head group) or the separate one */
+  const gb_dhead_params *shp = ib->separate ? &ib->ishead : &t->shead, *thp = ib->separate ? &ib->ithead : &t->thead;
+  gb_dhead_params *dhp = ib->separate ? &ib->idhead : &t->dhead;
+  if (ib->separate) memset(ib->ig, 0, (size_t)ib->ihn * sizeof(float));
   /* masked rows in (crop, patch) order; the student's final-normed tokens there */
   int nm = 0;
   for (int j = 0; j < GB; j++) {
@@ -228,11 +259,11 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
     for (int r = 0; r < nr; r++)
       memcpy(ib->cin + (int64_t)r * D, ib->tfeat + ((int64_t)ib->row_crop[r0 + r] * N + ib->row_patch[r0 + r]) * D,
              (size_t)D * sizeof(float));
-    gb_dhead_forward(&c->head, &t->thead, &ib->acts, ib->cin, nr, ib->tl);
+    gb_dhead_forward(&c->head, thp, &ib->acts, ib->cin, nr, ib->tl);
     for (int r = 0; r < nr; r++) /* for the center update (row order: deterministic) */
       for (int k = 0; k < K; k++) ib->tsum[k] += ib->tl[(int64_t)r * K + k];
     gb_dino_teacher_softmax(ib->tl, ib->tl, ib->center, nr, K, (float)tt); /* in place: logits -> targets */
-    gb_dhead_forward(&c->head, &t->shead, &ib->acts, ib->sfeat + (int64_t)r0 * D, nr, ib->sl);
+    gb_dhead_forward(&c->head, shp, &ib->acts, ib->sfeat + (int64_t)r0 * D, nr, ib->sl);
     for (int r = 0; r < nr; r++) {
       const float *p = ib->tl + (int64_t)r * K, *sv = ib->sl + (int64_t)r * K;
       float *d = ib->dl + (int64_t)r * K;
@@ -247,8 +278,8 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
       }
       loss += w * ce;
     }
-    gb_dhead_backward(&c->head, &t->shead, &ib->acts, ib->sfeat + (int64_t)r0 * D, ib->dl, nr,
-                      ib->dsfeat + (int64_t)r0 * D, &t->dhead);
+    gb_dhead_backward(&c->head, shp, &ib->acts, ib->sfeat + (int64_t)r0 * D, ib->dl, nr,
+                      ib->dsfeat + (int64_t)r0 * D, dhp);
   }
   free(cnt);
   /* back through the final norm into each shard's last-block gradient */
@@ -293,6 +324,7 @@ double gb_ibot_clip_backbone(gb_trainer *t, double max_norm) {
     for (int64_t i = 0; i < t->back.n; i++) gw[i] *= cf;
     for (int j = 0; j < D; j++) ib->dtoken[j] *= cf;
   }
+  if (ib->separate) gb_clip_grad_norm(ib->ig, ib->ihn, max_norm); /* a module of its own */
   return norm;
 }
 
@@ -301,6 +333,12 @@ void gb_ibot_update(gb_trainer *t, const gb_train_sched *s) {
   const gb_train_config *c = &t->cfg;
   gb_adamw_step(ib->token, ib->dtoken, ib->adam_m, ib->adam_v, ib->decay, ib->D, s->lr, s->wd, c->beta1, c->beta2,
                 c->adam_eps, t->adam_t);
+  if (ib->separate) { /* AdamW, then the teacher head's EMA (as the trainer's head) */
+    gb_adamw_step(ib->ishead_mem, ib->ig, ib->im, ib->iv, ib->idecay, ib->ihn, s->lr, s->wd, c->beta1, c->beta2,
+                  c->adam_eps, t->adam_t);
+    float a = (float)s->momentum, b = (float)(1.0 - s->momentum);
+    for (int64_t i = 0; i < ib->ihn; i++) ib->ithead_mem[i] = ib->ithead_mem[i] * a + b * ib->ishead_mem[i];
+  }
   if (ib->n_masked > 0) {
     double cm = c->center_momentum;
     for (int k = 0; k < ib->K; k++)

@@ -16,7 +16,11 @@ teacher, teacher targets softmax((t - c_p)/tt) with an EMA patch center c_p over
 teacher patch logits, loss += W * mean over crops of the mean over its masked patches of the
 cross-entropy (DINOv2's forward_masked with 2 global crops).
 
-Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot)
+Case ibot_sep: the same with a separate iBOT head (DINOv2's ibot.separate_head = true): its own
+parameters (initial values written as ihead_init.npy, flat in the C layout w0 b0 w1 b1 w2 b2 last,
+for the C side to start from), AdamW in the head's decay groups, clipped on its own, EMA teacher.
+
+Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot | ibot_sep)
 Writes: model.safetensors + config.json (initial student = teacher, HF DINOv3 keys + head),
 global_S.npy / local_S.npy (crops of step S), case.json (options for the C side),
 losses.npy (3 steps), student.safetensors / teacher.safetensors / center.npy after 3 steps.
@@ -56,7 +60,8 @@ def main():
     opt = dict(batch=4, n_global=2, n_local=2, global_size=16, local_size=8, hidden=48, bottleneck=16, k=64,
                iters=10, warmup=3, tt_warmup=5, lr=2e-3, min_lr=1e-5, wd0=0.04, wd1=0.4, mom0=0.9, mom1=1.0,
                tt0=0.04, tt1=0.07, ts=0.1, center_m=0.9, clip=0.5, koleo=0.1 if case == "ema_koleo" else 0.0,
-               sinkhorn=1 if case == "sinkhorn" else 0, ibot=0.7 if case == "ibot" else 0.0, ibot_mask_prob=0.75)
+               sinkhorn=1 if case == "sinkhorn" else 0, ibot=0.7 if case.startswith("ibot") else 0.0, ibot_mask_prob=0.75,
+               ibot_sep=1 if case == "ibot_sep" else 0)
     B, G, L, K = opt["batch"], opt["n_global"], opt["n_local"], opt["k"]
 
     p = vit_ref.random_params("dinov3", c, g)
@@ -67,6 +72,13 @@ def main():
           "w2": torch.randn(opt["bottleneck"], opt["hidden"], generator=g) * 0.15,
           "b2": torch.randn(opt["bottleneck"], generator=g) * 0.1,
           "last": torch.randn(K, opt["bottleneck"], generator=g) * 0.5}
+    HEAD_ORDER = ("w0", "b0", "w1", "b1", "w2", "b2", "last")
+    if opt["ibot_sep"]:  # a separate iBOT head, same shapes, its own draws
+        ihp = {k_: torch.randn(v.shape, generator=g) * (0.5 if k_ == "last" else 0.15) for k_, v in hp.items()}
+        for k_ in ihp:
+            ihp[k_] = f32(ihp[k_])
+        np.save(os.path.join(out, "ihead_init.npy"),
+                np.concatenate([ihp[k_].numpy().ravel() for k_ in HEAD_ORDER]).astype(np.float32))
     # start from float32-representable values, as the C side will
     for k_ in list(p):
         if torch.is_tensor(p[k_]):
@@ -117,6 +129,14 @@ def main():
         shp[k_] = t
         (hno if k_.startswith("b") else hdecay).append(t)
     head_params = hdecay + hno
+    ihead_params = []
+    if opt["ibot_sep"]:
+        ishp = {}
+        for k_, v in ihp.items():
+            t = v.clone().requires_grad_(True)
+            ishp[k_] = t
+            (hno if k_.startswith("b") else hdecay).append(t)
+            ihead_params.append(t)
     optim = torch.optim.AdamW([{"params": decay + hdecay, "wd": 1}, {"params": no_decay + hno, "wd": 0}],
                               lr=opt["lr"], betas=(0.9, 0.999), eps=1e-8)
 
@@ -128,6 +148,10 @@ def main():
         return None if x is None else x.detach().clone()
     tp, thp = clone_tree(sp), clone_tree(shp)
     tp.pop("mask_token", None)  # the teacher is never masked
+    if opt["ibot_sep"]:
+        ithp = clone_tree(ishp)
+    else:
+        ishp, ithp = shp, thp  # shared: the DINO head
 
     def head(hp, f):
         z = F.gelu(F.linear(f, hp["w0"], hp["b0"]))
@@ -177,7 +201,7 @@ def main():
                 M = torch.tensor(np.load(os.path.join(out, "masks_%d.npy" % step)) != 0)
                 tall = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64), tokens=True)
                 tf = tall[:, 0]
-                tlp = head(thp, tall[:, npre:][M])  # (crop, patch) order
+                tlp = head(ithp, tall[:, npre:][M])  # (crop, patch) order
                 Pp = F.softmax((tlp - pcenter) / tt_s[step], dim=-1)
             else:
                 tf = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64))
@@ -207,7 +231,7 @@ def main():
         if opt["koleo"] > 0:
             loss = loss + opt["koleo"] * sum(koleo(x) for x in sfg.chunk(G))
         if opt["ibot"]:
-            slp = head(shp, sall[:, npre:][M])
+            slp = head(ishp, sall[:, npre:][M])
             ce = -(Pp * F.log_softmax(slp / opt["ts"], dim=-1)).sum(dim=-1)
             w = (1.0 / M.sum(dim=1).clamp(min=1).double()).unsqueeze(1).expand_as(M)[M]
             ibot_loss = (ce * w).sum() / M.shape[0]
@@ -217,7 +241,9 @@ def main():
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(back_params, opt["clip"])
-        torch.nn.utils.clip_grad_norm_(head_params, opt["clip"])
+        torch.nn.utils.clip_grad_norm_(head_params, opt["clip"])  # (the DINO head only)
+        if ihead_params:
+            torch.nn.utils.clip_grad_norm_(ihead_params, opt["clip"])
         optim.step()
         with torch.no_grad():
             m = mom_s[step]
@@ -232,6 +258,8 @@ def main():
                     t.mul_(m).add_((1 - m) * s.detach())
             ema(tp, sp)
             ema(thp, shp)
+            if opt["ibot_sep"]:
+                ema(ithp, ishp)
             if not opt["sinkhorn"]:
                 center = center * opt["center_m"] + tl.mean(dim=0) * (1 - opt["center_m"])
             if opt["ibot"] and tlp.shape[0] > 0:
@@ -244,6 +272,10 @@ def main():
     if opt["ibot"]:
         np.save(os.path.join(out, "mask_token.npy"), sp["mask_token"].detach().numpy().astype(np.float32))
         np.save(os.path.join(out, "patch_center.npy"), pcenter.numpy().astype(np.float32))
+    if opt["ibot_sep"]:
+        for name, hd in (("ihead_student.npy", ishp), ("ihead_teacher.npy", ithp)):
+            np.save(os.path.join(out, name),
+                    np.concatenate([hd[k_].detach().numpy().ravel() for k_ in HEAD_ORDER]).astype(np.float32))
     save_model(os.path.join(out, "student.safetensors"), clone_tree(sp), clone_tree(shp))
     save_model(os.path.join(out, "teacher.safetensors"), tp, thp)
     with open(os.path.join(out, "case.json"), "w") as f:
