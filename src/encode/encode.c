@@ -5,6 +5,7 @@
  * LOO (or inner K-fold) scores for every alpha, the per-target best alpha, test predictions
  * and Pearson r. */
 #include "gradbrain/encode.h"
+#include "gradbrain/gemm_x3.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -553,6 +554,10 @@ static gb_status write_outputs(const gb_encode_opts *o, char **layers, char **id
   if (st == GB_OK) st = gb_h5_attr_set_i64(out, "/", "nonfinite_targets", &n_nonfinite, 1);
   if (st == GB_OK && n_models == 4)
     st = gb_h5_attr_set_str(out, "/", "joint_null", "joint model with the signal's image rows shuffled (one permutation seeded by --seed, same folds and alphas): the r that adding as many uninformative dimensions gives");
+  if (st == GB_OK)
+    st = gb_h5_attr_set_str(out, "/", "selection_products",
+                            gb_x3_available() ? "amx-bf16x3: the alpha-ranking products (LOO / validation fits through the shrinkage basis) on AMX tiles, each float32 operand split into two bfloat16 terms (~1e-5 relative per term); coefficients and predictions in float32 SGEMM; GB_AMX=0 selects float32 throughout"
+                                              : "sgemm: float32 throughout");
   if (st == GB_OK) st = gb_h5_attr_set_str(out, "/", "r_definition", "Pearson r between test-fold predictions and brain data, per target, mean over outer folds (NaN if a fold's test column or prediction is constant)");
   time_t now = time(NULL);
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
