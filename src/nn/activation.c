@@ -3,7 +3,7 @@
 #include "gradbrain/nn.h"
 #include "par.h"
 
-void gelu_forward(float *out, const float *inp, int64_t n) {
+GB_VEC512 void gelu_forward(float *out, const float *inp, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (GB_PAR_IF(n))
   for (int64_t i = 0; i < n; i++) {
     float pdf, x = inp[i];
@@ -11,7 +11,7 @@ void gelu_forward(float *out, const float *inp, int64_t n) {
   }
 }
 
-void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
+GB_VEC512 void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (GB_PAR_IF(n))
   for (int64_t i = 0; i < n; i++) {
     float pdf, x = inp[i];
@@ -20,7 +20,7 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) 
   }
 }
 
-void quickgelu_forward(float *out, const float *inp, int64_t n) {
+GB_VEC512 void quickgelu_forward(float *out, const float *inp, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (GB_PAR_IF(n))
   for (int64_t i = 0; i < n; i++) {
     float x = inp[i];
@@ -28,7 +28,7 @@ void quickgelu_forward(float *out, const float *inp, int64_t n) {
   }
 }
 
-void quickgelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
+GB_VEC512 void quickgelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (GB_PAR_IF(n))
   for (int64_t i = 0; i < n; i++) {
     float x = inp[i];

@@ -1,15 +1,17 @@
-/* Multi-head self-attention: per (sequence, head) GEMMs on strided views of the qkv buffer
- * (no transposes), softmax probabilities saved for the backward pass. OpenMP over
- * (sequence, head); BLAS runs single-threaded inside the parallel region (OpenMP OpenBLAS). */
+/* Multi-head self-attention: per (sequence, head) register-blocked products (small_gemm.h) on
+ * strided views of the qkv buffer (K or V transposed into a small scratch where a product
+ * needs it), softmax probabilities saved for the backward pass. OpenMP over (sequence, head)
+ * when called outside a parallel region. */
 #include <math.h>
 
 #include "fastmath.h"
-#include "gradbrain/blas.h"
+#include "gradbrain/arena.h"
 #include "gradbrain/nn.h"
 #include "par.h"
+#include "small_gemm.h"
 
 /* In place: row = softmax(row). */
-static void softmax_row(float *row, int T) {
+GB_VEC512 static void softmax_row(float *row, int T) {
   float mx = row[0];
 #pragma omp simd reduction(max : mx)
   for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
@@ -25,7 +27,7 @@ static void softmax_row(float *row, int T) {
 }
 
 /* In place: d = dL/d(logits) from d = dL/d(probabilities) and the probabilities p. */
-static void softmax_row_backward(float *d, const float *p, int T) {
+GB_VEC512 static void softmax_row_backward(float *d, const float *p, int T) {
   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
   for (int j = 0; j < T; j++) dot += p[j] * d[j];
@@ -34,42 +36,56 @@ static void softmax_row_backward(float *d, const float *p, int T) {
 }
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
-  int hd = C / NH, C3 = 3 * C;
+  int hd = C / NH, C3 = 3 * C, Tp = (T + 15) / 16 * 16;
   float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(dynamic, 1) if (GB_PAR_IF(((int64_t)B * NH * T * T * hd) / 64))
-  for (int bh = 0; bh < B * NH; bh++) {
-    int b = bh / NH, h = bh % NH;
-    const float *q = qkv + (int64_t)b * T * C3 + h * hd;
-    const float *k = q + C, *v = q + 2 * C;
-    float *P = att + (int64_t)bh * T * T;
-    gb_sgemm('N', 'T', T, T, hd, scale, q, C3, k, C3, 0.0f, P, T);
-    for (int i = 0; i < T; i++) softmax_row(P + (int64_t)i * T, T);
-    gb_sgemm('N', 'N', T, hd, T, 1.0f, P, T, v, C3, 0.0f, out + (int64_t)b * T * C + h * hd, C);
+#pragma omp parallel if (GB_PAR_IF(((int64_t)B * NH * T * T * hd) / 64))
+  {
+    float *kt = gb_alloc((size_t)hd * Tp * sizeof(float), "attention scratch"); /* K^T of one head */
+#pragma omp for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+      int b = bh / NH, h = bh % NH;
+      const float *q = qkv + (int64_t)b * T * C3 + h * hd;
+      const float *k = q + C, *v = q + 2 * C;
+      float *P = att + (int64_t)bh * T * T;
+      small_transpose(kt, Tp, k, C3, T, hd);
+      small_gemm(T, T, hd, scale, q, C3, 1, kt, Tp, P, T); /* S = s Q K^T */
+      for (int i = 0; i < T; i++) softmax_row(P + (int64_t)i * T, T);
+      small_gemm(T, hd, T, 1.0f, P, T, 1, v, C3, out + (int64_t)b * T * C + h * hd, C); /* O = P V */
+    }
+    gb_free(kt);
   }
 }
 
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
                         int T, int C, int NH) {
-  int hd = C / NH, C3 = 3 * C;
+  int hd = C / NH, C3 = 3 * C, Tp = (T + 15) / 16 * 16;
   float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(dynamic, 1) if (GB_PAR_IF(((int64_t)B * NH * T * T * hd) / 64))
-  for (int bh = 0; bh < B * NH; bh++) {
-    int b = bh / NH, h = bh % NH;
-    int64_t off = (int64_t)b * T * C3 + h * hd;
-    const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
-    float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
-    const float *dO = dout + (int64_t)b * T * C + h * hd;
-    const float *P = att + (int64_t)bh * T * T;
-    float *dS = datt + (int64_t)bh * T * T;
-    gb_sgemm('N', 'T', T, T, hd, 1.0f, dO, C, v, C3, 0.0f, dS, T);  /* dP = dO V^T */
-    gb_sgemm('T', 'N', T, hd, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);  /* dV = P^T dO */
-    for (int i = 0; i < T; i++) softmax_row_backward(dS + (int64_t)i * T, P + (int64_t)i * T, T);
-    gb_sgemm('N', 'N', T, hd, T, scale, dS, T, k, C3, 0.0f, dq, C3); /* dQ = s dS K */
-    gb_sgemm('T', 'N', T, hd, T, scale, dS, T, q, C3, 0.0f, dk, C3); /* dK = s dS^T Q */
+#pragma omp parallel if (GB_PAR_IF(((int64_t)B * NH * T * T * hd) / 64))
+  {
+    float *vt = gb_alloc((size_t)hd * Tp * sizeof(float), "attention scratch"); /* V^T of one head */
+#pragma omp for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+      int b = bh / NH, h = bh % NH;
+      int64_t off = (int64_t)b * T * C3 + h * hd;
+      const float *q = qkv + off, *k = q + C, *v = q + 2 * C;
+      float *dq = dqkv + off, *dk = dq + C, *dv = dq + 2 * C;
+      const float *dO = dout + (int64_t)b * T * C + h * hd;
+      const float *P = att + (int64_t)bh * T * T;
+      float *dS = datt + (int64_t)bh * T * T;
+      small_transpose(vt, Tp, v, C3, T, hd);
+      small_gemm(T, T, hd, 1.0f, dO, C, 1, vt, Tp, dS, T); /* dP = dO V^T */
+      /* the softmax backward (dS in place) first: it reads P row by row, which brings P into
+       * cache for the column-wise reads of dV = P^T dO */
+      for (int i = 0; i < T; i++) softmax_row_backward(dS + (int64_t)i * T, P + (int64_t)i * T, T);
+      small_gemm(T, hd, T, 1.0f, P, 1, T, dO, C, dv, C3); /* dV = P^T dO */
+      small_gemm(T, hd, T, scale, dS, T, 1, k, C3, dq, C3); /* dQ = s dS K */
+      small_gemm(T, hd, T, scale, dS, 1, T, q, C3, dk, C3); /* dK = s dS^T Q */
+    }
+    gb_free(vt);
   }
 }
 
-void attention_backward_first_row(float *dqkv, float *datt, const float *dout0, const float *qkv, const float *att,
+GB_VEC512 void attention_backward_first_row(float *dqkv, float *datt, const float *dout0, const float *qkv, const float *att,
                                   int B, int T, int C, int NH) {
   int hd = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)hd);

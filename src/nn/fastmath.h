@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* On a function: vectorize its loops with 512-bit registers where the target has them (GCC
+ * otherwise prefers 256-bit vectors on these CPUs; measured 1.4x faster GELU). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define GB_VEC512 __attribute__((target("prefer-vector-width=512")))
+#else
+#define GB_VEC512
+#endif
+
 /* e^x for x in float range; relative error ~2e-7 (Cody-Waite reduction, degree-6 polynomial);
  * exactly 0 below -87 (never a subnormal: subnormal operands cost ~100 cycles each in the
  * loops that consume the result), saturates at ~3.4e38 above 88.7. */

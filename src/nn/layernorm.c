@@ -1,18 +1,22 @@
-/* LayerNorm over the last dimension; saves mean and 1/std for the backward pass. */
+/* LayerNorm over the last dimension; saves mean and 1/std for the backward pass. The row sums
+ * are vectorized (partial sums per SIMD lane, then combined): a fixed order per row. */
 #include <math.h>
 
+#include "fastmath.h"
 #include "gradbrain/nn.h"
 #include "par.h"
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+GB_VEC512 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int64_t N, int C, float eps) {
 #pragma omp parallel for schedule(static) if (GB_PAR_IF(N * C))
   for (int64_t i = 0; i < N; i++) {
     const float *x = inp + i * C;
     float m = 0.0f;
+#pragma omp simd reduction(+ : m)
     for (int j = 0; j < C; j++) m += x[j];
     m /= (float)C;
     float v = 0.0f;
+#pragma omp simd reduction(+ : v)
     for (int j = 0; j < C; j++) v += (x[j] - m) * (x[j] - m);
     v /= (float)C;
     float r = 1.0f / sqrtf(v + eps);
@@ -23,7 +27,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
   }
 }
 
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+GB_VEC512 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
   if (dinp) {
 #pragma omp parallel for schedule(static) if (GB_PAR_IF(N * C))
@@ -31,6 +35,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
       const float *x = inp + i * C, *dy = dout + i * C;
       float m = mean[i], r = rstd[i];
       float s1 = 0.0f, s2 = 0.0f; /* mean of dnorm, mean of dnorm * norm */
+#pragma omp simd reduction(+ : s1, s2)
       for (int j = 0; j < C; j++) {
         float dn = dy[j] * weight[j];
         s1 += dn;

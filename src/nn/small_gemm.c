@@ -1,0 +1,88 @@
+/* Small register-blocked matrix products (see small_gemm.h). With AVX-512 a tile of 6 rows x
+ * 64 columns lives in 24 vector registers while k runs; elsewhere the product goes to BLAS. */
+#include "small_gemm.h"
+
+#include "gradbrain/blas.h"
+
+void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
+  for (int i0 = 0; i0 < rows; i0 += 16) { /* 16 source rows (in L1) give one contiguous dst run */
+    int n = rows - i0 < 16 ? rows - i0 : 16;
+    for (int j = 0; j < cols; j++)
+      for (int i = 0; i < n; i++) dst[(int64_t)j * ldd + i0 + i] = src[(int64_t)(i0 + i) * lds + j];
+  }
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+enum { MR = 6, NV = 4 }; /* tile: MR rows x NV vectors of 16 columns */
+
+/* One tile: rows i0..i0+mr-1, columns j0..j0+16nv-1 (the last vector masked by `last`). With
+ * mr and nv compile-time constants after inlining, acc stays in registers. */
+static inline __attribute__((always_inline)) void tile(int mr, int nv, __mmask16 last, int K, float alpha,
+                                                       const float *A, int64_t sai, int64_t sak, const float *B,
+                                                       int64_t ldb, float *C, int64_t ldc) {
+  __m512 acc[MR][NV];
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const float *b = B + (int64_t)k * ldb, *a = A + (int64_t)k * sak;
+    __m512 bv[NV];
+    for (int v = 0; v < nv; v++)
+      bv[v] = v == nv - 1 ? _mm512_maskz_loadu_ps(last, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+    for (int i = 0; i < mr; i++) {
+      __m512 ai = _mm512_set1_ps(a[i * sai]);
+      for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  __m512 al = _mm512_set1_ps(alpha);
+  for (int i = 0; i < mr; i++)
+    for (int v = 0; v < nv; v++) {
+      float *c = C + (int64_t)i * ldc + 16 * v;
+      __m512 r = _mm512_mul_ps(al, acc[i][v]);
+      if (v == nv - 1) _mm512_mask_storeu_ps(c, last, r);
+      else _mm512_storeu_ps(c, r);
+    }
+}
+
+/* Dispatches a tile to a specialization with constant mr (1..6) for a given constant nv. */
+#define TILE_ROWS(nv)                                                                            \
+  switch (mr) {                                                                                  \
+    case 6: tile(6, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                     \
+    case 5: tile(5, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                     \
+    case 4: tile(4, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                     \
+    case 3: tile(3, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                     \
+    case 2: tile(2, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                     \
+    default: tile(1, nv, last, K, alpha, a, sai, sak, b, ldb, c, ldc); break;                    \
+  }
+
+void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, int64_t sak, const float *B,
+                int64_t ldb, float *C, int64_t ldc) {
+  for (int j0 = 0; j0 < N; j0 += 16 * NV) {
+    int ncol = N - j0 < 16 * NV ? N - j0 : 16 * NV;
+    int nv = (ncol + 15) / 16;
+    __mmask16 last = (__mmask16)(ncol % 16 ? (1u << (ncol % 16)) - 1 : 0xFFFFu);
+    const float *b = B + j0;
+    for (int i0 = 0; i0 < M; i0 += MR) {
+      int mr = M - i0 < MR ? M - i0 : MR;
+      const float *a = A + (int64_t)i0 * sai;
+      float *c = C + (int64_t)i0 * ldc + j0;
+      switch (nv) {
+        case 4: TILE_ROWS(4); break;
+        case 3: TILE_ROWS(3); break;
+        case 2: TILE_ROWS(2); break;
+        default: TILE_ROWS(1); break;
+      }
+    }
+  }
+}
+
+#else
+
+void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, int64_t sak, const float *B,
+                int64_t ldb, float *C, int64_t ldc) {
+  if (sak == 1) gb_sgemm('N', 'N', M, N, K, alpha, A, (int)sai, B, (int)ldb, 0.0f, C, (int)ldc);
+  else gb_sgemm('T', 'N', M, N, K, alpha, A, (int)sak, B, (int)ldb, 0.0f, C, (int)ldc);
+}
+
+#endif
