@@ -2,6 +2,7 @@
  * the patch tokens; prefix tokens (CLS, registers) are not rotated. */
 #include <math.h>
 
+#include "fastmath.h"
 #include "gradbrain/nn.h"
 #include "par.h"
 
@@ -23,7 +24,7 @@ void rope_tables(float *cos_t, float *sin_t, int gh, int gw, int hd, double base
 }
 
 /* Rotates (x1, x2) pairs by +angle (dir = 1) or -angle (dir = -1). */
-static void rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int n_prefix, int C, int NH,
+GB_VEC512 static void rotate(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int n_prefix, int C, int NH,
                    float dir) {
   int hd = C / NH, half = hd / 2, np = T - n_prefix;
 #pragma omp parallel for schedule(static) if (GB_PAR_IF((int64_t)B * np * C))

@@ -4,8 +4,9 @@
 
 #include "gradbrain/blas.h"
 
-void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
-  for (int i0 = 0; i0 < rows; i0 += 16) { /* 16 source rows (in L1) give one contiguous dst run */
+/* Scalar transpose; 16 source rows (in L1) give one contiguous run of dst. */
+static void transpose_scalar(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
+  for (int i0 = 0; i0 < rows; i0 += 16) {
     int n = rows - i0 < 16 ? rows - i0 : 16;
     for (int j = 0; j < cols; j++)
       for (int i = 0; i < n; i++) dst[(int64_t)j * ldd + i0 + i] = src[(int64_t)(i0 + i) * lds + j];
@@ -14,6 +15,45 @@ void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+
+/* 16 x 16 block transpose in registers (rows beyond `n` of the source read as zeros). */
+static void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds, int n) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = i < n ? _mm512_loadu_ps(src + (int64_t)i * lds) : _mm512_setzero_ps();
+  for (int i = 0; i < 16; i += 2) { /* interleave pairs of rows: 32-bit elements */
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) { /* 64-bit pairs */
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) { /* 128-bit lanes across groups of 4 rows */
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xDD);
+  }
+  for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + (int64_t)j * ldd, r[j]);
+}
+
+void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
+  if (cols % 16 || ldd < (rows + 15) / 16 * 16) {
+    transpose_scalar(dst, ldd, src, lds, rows, cols);
+    return;
+  }
+  for (int i0 = 0; i0 < rows; i0 += 16)
+    for (int j0 = 0; j0 < cols; j0 += 16)
+      transpose16(dst + (int64_t)j0 * ldd + i0, ldd, src + (int64_t)i0 * lds + j0, lds, rows - i0 < 16 ? rows - i0 : 16);
+}
 
 enum { MR = 6, NV = 4 }; /* tile: MR rows x NV vectors of 16 columns */
 
@@ -78,6 +118,10 @@ void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, i
 }
 
 #else
+
+void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
+  transpose_scalar(dst, ldd, src, lds, rows, cols);
+}
 
 void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, int64_t sak, const float *B,
                 int64_t ldb, float *C, int64_t ldc) {

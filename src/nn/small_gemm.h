@@ -13,7 +13,9 @@
 void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, int64_t sak, const float *B,
                 int64_t ldb, float *C, int64_t ldc);
 
-/* dst (cols x rows, row-major, ld = ldd) = transpose of src (rows x cols, ld = lds). */
+/* dst (cols x rows, row-major, ld = ldd) = transpose of src (rows x cols, ld = lds). With
+ * cols a multiple of 16 and ldd >= rows rounded up to 16, the padding columns of dst up to
+ * that multiple are written too (zeros). */
 void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols);
 
 #endif
