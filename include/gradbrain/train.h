@@ -69,6 +69,7 @@
 #include <stdint.h>
 
 #include "gradbrain/status.h"
+#include "gradbrain/rng.h"
 #include "gradbrain/vit.h"
 
 /* ---- DINO head with weight gradients (training) ---- */
@@ -137,6 +138,41 @@ double gb_clip_grad_norm(float *g, int64_t n, double max_norm);
  * cosine from v0 to v1 over the remaining n - warmup steps: v1 + (v0 - v1)(1 + cos(pi k/len))/2. */
 double gb_cosine_schedule(int64_t i, int64_t n, int64_t warmup, double v0, double v1);
 
+/* ---- photometric augmentation (src/train/photometric.c) ---- */
+
+/* DINO's photometric augmentations, in place, of one normalized crop chw (3 x size x size,
+ * normalized with mean/std): colour jitter (brightness 0.4, contrast 0.4, saturation 0.2,
+ * hue 0.1, random order) with p 0.8, grayscale p 0.2, Gaussian blur (sigma U(0.1, 2) px at
+ * 224 px, scaled to size) with p 1.0 / 0.1 / 0.5 for crop_kind 0 (first global) / 1 (second
+ * global) / 2 (local), solarization p 0.2 on crop_kind 1. All draws from rng (a fixed number
+ * per call). */
+gb_status gb_photometric_augment(float *chw, int size, int crop_kind, gb_rng *rng, const float mean[3],
+                                 const float std[3]);
+/* The random choices of one crop's photometric augmentation. */
+typedef struct {
+  int jitter, order[4];       /* colour jitter on; its order (0 brightness, 1 contrast, 2 saturation, 3 hue) */
+  float brightness, contrast, saturation, hue; /* factors (hue: shift in turns) */
+  int gray, blur, solarize;
+  float sigma;                /* blur sigma in pixels at 224 px (scaled by size / 224 when applied) */
+} gb_photometric;
+/* Draws the choices for crop_kind from rng (10 uniforms + 3 permutation draws). */
+void gb_photometric_draw(gb_rng *rng, int crop_kind, gb_photometric *d);
+/* Applies them in place to planar RGB in [0, 1] (3 x size x size): jitter in order (each
+ * clamped to [0, 1]; brightness = blend with 0, contrast = with the mean gray value, saturation
+ * = with the pixel's gray 0.299 R + 0.587 G + 0.114 B, hue = HSV rotation), grayscale, blur
+ * (separable Gaussian, radius ceil(3 sigma), mirrored borders), solarization (x >= 0.5 -> 1 - x). */
+gb_status gb_photometric_apply(float *rgb, int size, const gb_photometric *d);
+
+/* ---- ViT training passes (src/train/vit_train.c) ---- */
+
+/* Forward pass of nb images (as gb_vit_forward) computing only what the final-normed CLS token
+ * m->a.final depends on: in the last block only the keys/values of every token and the CLS
+ * row of the rest. DINOv3 layout only (RoPE, GELU, no ln_pre, no learned position embedding). */
+gb_status gb_vit_train_forward(gb_vit *m, const float *images, int nb);
+/* Backward pass after gb_vit_train_forward from dL/d(final CLS) (nb x dim): dp += the weight
+ * gradients (params layout); m->g is scratch. Needs buffers prepared with backward = 1. */
+void gb_vit_train_backward(gb_vit *m, const float *dfinal, int nb, gb_vit_params *dp);
+
 /* ---- the trainer ---- */
 
 typedef struct {
@@ -158,6 +194,7 @@ typedef struct {
   double ibot_weight;       /* 0: off; else the iBOT masked-patch loss weight (gradbrain/ibot.h) */
   double ibot_mask_prob, ibot_ratio[2]; /* fraction of masked global crops, mask ratio range */
   int ibot_separate_head;   /* 1: a separate iBOT head (else the DINO head is shared) */
+  int photometric;          /* 1: DINO's colour jitter / grayscale / blur / solarization per crop */
 } gb_train_config;
 
 /* Fills the defaults for `arch_name`: "vit-tiny" | "vit-small" | a path ending in .json (HF-style
@@ -199,8 +236,20 @@ typedef struct {
   float *slog, *dslog, *tlog, *P;  /* student / teacher logits, targets */
   int64_t it;                      /* iterations done */
   int64_t adam_t;                  /* AdamW steps done */
+  /* Data parallelism inside a step: the crops are split into a fixed number of contiguous
+   * shards (GB_TRAIN_SHARDS, independent of the thread count, so results and --resume do not
+   * depend on it); each shard runs forward/backward on one thread (single-threaded BLAS) with
+   * its own activation buffers over the shared parameters and its own weight-gradient buffer;
+   * the shard gradients are summed in shard order. */
+  int n_shards;
+  gb_vit **sh_global, **sh_local;  /* per-shard twins of the student (global / local crop size) */
+  float **sh_grad;                 /* per-shard backbone weight gradients (n_params each) */
+  float *tfeat;                    /* (n_global B x dim) teacher CLS of the current step */
   struct gb_ibot *ibot;            /* iBOT state (gradbrain/ibot.h), NULL when off */
 } gb_trainer;
+
+/* Shards per step (see gb_trainer.n_shards). */
+#define GB_TRAIN_SHARDS 4
 
 /* Creates a trainer: student from seeded random weights (or from `init` backbone and `init_head`
  * when non-NULL; the model's config must match c->vit), teacher = copy of the student. */

@@ -38,6 +38,8 @@ static void help(void) {
          "  --student-temp X         (default 0.1)\n"
          "  --centering ema|sinkhorn teacher centering (default ema, momentum 0.9)\n"
          "  --clip X                 gradient-norm clipping (default 3.0)\n"
+         "  --photometric dino|none  DINO's colour jitter, grayscale, blur, solarization per crop\n"
+         "                           (seeded per crop; default none)\n"
          "  --koleo W                KoLeo regularizer weight (default 0 = off; DINOv2 uses 0.1)\n"
          "  --ibot W                 iBOT masked-patch loss weight (default 0 = off; DINOv2 uses 1): a\n"
          "                           fraction of the global crops get block-wise masks, masked patches\n"
@@ -107,6 +109,7 @@ int cmd_train(int argc, char **argv) {
       pair(&a, "--local-scale", &c.local_scale[0], &c.local_scale[1]))
     return 2;
   const char *centering = cli_str(&a, "--centering", "ema"), *head = cli_str(&a, "--head", NULL);
+  const char *photo = cli_str(&a, "--photometric", c.photometric ? "dino" : "none");
   int ibot_sep = cli_flag(&a, "--ibot-separate-head");
   int resume = cli_flag(&a, "--resume"), overwrite = cli_flag(&a, "--overwrite");
   if (cli_common(&a) || cli_finish(&a)) return 2;
@@ -114,6 +117,11 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "gradbrain train: error: --images DIR|procedural and --out CKPT_DIR are required (see --help)\n");
     return 2;
   }
+  if (strcmp(photo, "dino") && strcmp(photo, "none")) {
+    fprintf(stderr, "gradbrain train: error: --photometric '%s': expected dino or none\n", photo);
+    return 2;
+  }
+  c.photometric = !strcmp(photo, "dino");
   if (strcmp(centering, "ema") && strcmp(centering, "sinkhorn")) {
     fprintf(stderr, "gradbrain train: error: --centering '%s': expected ema or sinkhorn\n", centering);
     return 2;

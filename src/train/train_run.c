@@ -20,6 +20,7 @@
 
 #define SALT_SAMPLE 0x53414d504c45ULL /* "SAMPLE" */
 #define SALT_AUG 0x415547ULL          /* "AUG" */
+#define SALT_PHOTO 0x50484f544fULL    /* "PHOTO" */
 
 typedef struct {
   int n;
@@ -112,6 +113,14 @@ static gb_status make_crops(const gb_train_config *c, const image_pool *pool, in
     for (int l = 0; l < L && s == GB_OK; l++)
       s = gb_image_augment(&pool->img[idx[b]], ls, c->local_scale[0], c->local_scale[1], &rb, c->vit.mean,
                            c->vit.std, local + ((int64_t)l * B + b) * lsz);
+    /* photometric: its own stream per crop, from (seed, iteration, slot, crop) */
+    for (int v = 0; c->photometric && v < G + L && s == GB_OK; v++) {
+      gb_rng rp;
+      gb_rng_derive(&rp, c->seed ^ SALT_PHOTO, ((uint64_t)it * (uint64_t)B + (uint64_t)b) * 64u + (uint64_t)v);
+      s = v < G ? gb_photometric_augment(global + ((int64_t)v * B + b) * gsz, gs, v % 2, &rp, c->vit.mean, c->vit.std)
+                : gb_photometric_augment(local + ((int64_t)(v - G) * B + b) * lsz, ls, 2, &rp, c->vit.mean,
+                                         c->vit.std);
+    }
     st[b] = s;
   }
   gb_status s = GB_OK;
@@ -162,6 +171,7 @@ double gb_knn_accuracy(const float *train, const int *ytrain, int ntrain, const 
 static gb_status pool_features(gb_trainer *t, const image_pool *p, float *feat) {
   const gb_train_config *c = &t->cfg;
   int gs = c->global_size, D = c->vit.dim, cap = c->n_global * c->batch;
+  GB_TRY(gb_vit_prepare(t->teacher, cap, gs, 0)); /* once; the step keeps its own buffers */
   float *x = malloc((size_t)cap * 3 * gs * gs * sizeof(float));
   if (!x) return gb_fail(GB_ERR_NOMEM, "out of memory");
   gb_status s = GB_OK;
@@ -208,6 +218,7 @@ static gb_status write_provenance(const gb_train_config *c, const gb_train_opts 
   cJSON_AddNumberToObject(j, "procedural_categories", o->categories);
   cJSON_AddNumberToObject(j, "image_size", o->image_size);
   cJSON_AddNumberToObject(j, "threads", o->threads);
+  cJSON_AddStringToObject(j, "photometric", c->photometric ? "dino (colour jitter 0.8, grayscale 0.2, blur 1/0.1/0.5, solarize 0.2)" : "none");
   cJSON_AddStringToObject(j, "model_for_analysis", "ckpt_XXXXXX.safetensors = teacher backbone + teacher DINO head");
   cJSON_AddStringToObject(j, "not_implemented", "iBOT masked-patch loss, colour jitter, weight-normed last layer");
   char *txt = cJSON_Print(j);

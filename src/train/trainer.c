@@ -136,6 +136,12 @@ static gb_status make_twin(const gb_vit *src, gb_vit **out) {
   return GB_OK;
 }
 
+/* Crop range [*c0, *c0 + *nc) of shard sh when n crops are split into ns contiguous shards. */
+static void shard_range(int n, int sh, int ns, int *c0, int *nc) {
+  *c0 = (int)((int64_t)sh * n / ns);
+  *nc = (int)((int64_t)(sh + 1) * n / ns) - *c0;
+}
+
 static void mark(uint8_t *mask, const float *base, const float *field, int64_t n) {
   if (field) memset(mask + (field - base), 1, (size_t)n);
 }
@@ -206,11 +212,28 @@ gb_status gb_trainer_create(gb_trainer *t, const gb_train_config *c, const gb_vi
   zero_k_bias(&cf->vit, t->student->p.qkv_b);
   GB_TRY(gb_vit_create_random(&cf->vit, 0, &t->teacher));
   memcpy(t->teacher->param_mem, t->student->param_mem, (size_t)t->student->n_params * sizeof(float));
-  GB_TRY(gb_vit_prepare(t->student, G * B, cf->global_size, 1));
-  GB_TRY(gb_vit_prepare(t->teacher, G * B, cf->global_size, 0));
-  if (L) {
-    GB_TRY(make_twin(t->student, &t->student_local));
-    GB_TRY(gb_vit_prepare(t->student_local, L * B, cf->local_size, 1));
+  /* activations live in the shards (the teacher runs over the student shards' buffers); the
+   * models themselves get buffers only when someone else needs them (gb_vit_prepare) */
+  int NS = GB_TRAIN_SHARDS;
+  t->n_shards = NS;
+  t->sh_global = calloc((size_t)NS, sizeof *t->sh_global);
+  t->sh_local = calloc((size_t)NS, sizeof *t->sh_local);
+  t->sh_grad = calloc((size_t)NS, sizeof *t->sh_grad);
+  if (!t->sh_global || !t->sh_local || !t->sh_grad) return gb_fail(GB_ERR_NOMEM, "out of memory");
+  for (int sh = 0; sh < NS; sh++) {
+    int c0, ng, nl;
+    shard_range(G * B, sh, NS, &c0, &ng);
+    shard_range(L * B, sh, NS, &c0, &nl);
+    if (ng) {
+      GB_TRY(make_twin(t->student, &t->sh_global[sh]));
+      GB_TRY(gb_vit_prepare(t->sh_global[sh], ng, cf->global_size, 1));
+    }
+    if (nl) {
+      GB_TRY(make_twin(t->student, &t->sh_local[sh]));
+      GB_TRY(gb_vit_prepare(t->sh_local[sh], nl, cf->local_size, 1));
+    }
+    t->sh_grad[sh] = gb_alloc((size_t)t->student->n_params * sizeof(float), "shard gradients");
+    if (!t->sh_grad[sh]) return GB_ERR_NOMEM;
   }
 
   int64_t nh = gb_dhead_param_count(&cf->head);
@@ -259,6 +282,8 @@ gb_status gb_trainer_create(gb_trainer *t, const gb_train_config *c, const gb_vi
   t->slog = gb_alloc((size_t)S * K * sizeof(float), "student logits");
   t->dslog = gb_alloc((size_t)S * K * sizeof(float), "student logit gradients");
   t->tlog = gb_alloc((size_t)G * B * K * sizeof(float), "teacher logits");
+  t->tfeat = gb_alloc((size_t)G * B * D * sizeof(float), "teacher features");
+  if (!t->tfeat) return GB_ERR_NOMEM;
   t->P = gb_alloc((size_t)G * B * K * sizeof(float), "teacher targets");
   if (!t->center || !t->feat || !t->dfeat || !t->slog || !t->dslog || !t->tlog || !t->P) return GB_ERR_NOMEM;
   return gb_ibot_create(t); /* iBOT state when ibot_weight > 0 (ibot.h) */
@@ -266,6 +291,15 @@ gb_status gb_trainer_create(gb_trainer *t, const gb_train_config *c, const gb_vi
 
 void gb_trainer_free(gb_trainer *t) {
   gb_ibot_free(t);
+  for (int sh = 0; sh < t->n_shards; sh++) {
+    if (t->sh_global) gb_vit_free(t->sh_global[sh]);
+    if (t->sh_local) gb_vit_free(t->sh_local[sh]);
+    if (t->sh_grad) gb_free(t->sh_grad[sh]);
+  }
+  free(t->sh_global);
+  free(t->sh_local);
+  free(t->sh_grad);
+  gb_free(t->tfeat);
   gb_vit_free(t->student_local);
   gb_vit_free(t->student);
   gb_vit_free(t->teacher);
@@ -292,6 +326,62 @@ static int all_finite(const float *x, int64_t n) {
   return 1;
 }
 
+/* Forward of shard sh: the teacher, then the student, on its global crops (same buffers: the
+ * teacher's activations are not needed after its CLS is copied out); the student on its local
+ * crops. CLS features go to t->tfeat / t->feat at the shard's rows. */
+static gb_status shard_forward(gb_trainer *t, int sh, const float *global, const float *local) {
+  const gb_train_config *c = &t->cfg;
+  int B = c->batch, G = c->n_global, L = c->n_local, D = c->vit.dim, c0, nc;
+  int64_t gsz = 3LL * c->global_size * c->global_size, lsz = 3LL * c->local_size * c->local_size;
+  shard_range(G * B, sh, t->n_shards, &c0, &nc);
+  if (nc) {
+    gb_vit *m = t->sh_global[sh], tv = *m; /* the teacher's parameters over this shard's buffers */
+    tv.p = t->teacher->p;
+    tv.param_mem = t->teacher->param_mem;
+    /* iBOT needs every final patch token: the full passes of vit.c (with its mask hooks) */
+    GB_TRY(t->ibot ? gb_vit_forward(&tv, global + c0 * gsz, nc) : gb_vit_train_forward(&tv, global + c0 * gsz, nc));
+    memcpy(t->tfeat + (int64_t)c0 * D, tv.a.final, (size_t)nc * D * sizeof(float));
+    if (t->ibot) gb_ibot_shard_hook(t, sh, &tv, m, c0, nc); /* iBOT: teacher patch tokens, student masks */
+    GB_TRY(t->ibot ? gb_vit_forward(m, global + c0 * gsz, nc) : gb_vit_train_forward(m, global + c0 * gsz, nc));
+    memcpy(t->feat + (int64_t)c0 * D, m->a.final, (size_t)nc * D * sizeof(float));
+  }
+  shard_range(L * B, sh, t->n_shards, &c0, &nc);
+  if (nc) {
+    GB_TRY(gb_vit_train_forward(t->sh_local[sh], local + c0 * lsz, nc));
+    memcpy(t->feat + ((int64_t)G * B + c0) * D, t->sh_local[sh]->a.final, (size_t)nc * D * sizeof(float));
+  }
+  return GB_OK;
+}
+
+/* Backward of shard sh from t->dfeat into its own weight-gradient buffer (overwritten). */
+static void shard_backward(gb_trainer *t, int sh) {
+  const gb_train_config *c = &t->cfg;
+  int B = c->batch, G = c->n_global, L = c->n_local, D = c->vit.dim, c0, nc;
+  gb_vit_params dp;
+  memset(t->sh_grad[sh], 0, (size_t)t->back.n * sizeof(float));
+  gb_vit_params_layout(&c->vit, t->sh_grad[sh], &dp);
+  shard_range(G * B, sh, t->n_shards, &c0, &nc);
+  if (nc && t->ibot) gb_vit_backward(t->sh_global[sh], t->dfeat + (int64_t)c0 * D, nc, 1, &dp); /* iBOT: full pass */
+  else if (nc) gb_vit_train_backward(t->sh_global[sh], t->dfeat + (int64_t)c0 * D, nc, &dp);
+  shard_range(L * B, sh, t->n_shards, &c0, &nc);
+  if (nc) gb_vit_train_backward(t->sh_local[sh], t->dfeat + ((int64_t)G * B + c0) * D, nc, &dp);
+}
+
+/* t->back.g = sum of the shard gradients, added in shard order (deterministic). */
+static void sum_shard_grads(gb_trainer *t) {
+  int64_t n = t->back.n;
+  float *g = t->back.g;
+  const float *const *sg = (const float *const *)t->sh_grad;
+  int NS = t->n_shards;
+#pragma omp parallel for schedule(static)
+  for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+    int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+    for (int64_t i = i0; i < i1; i++) g[i] = sg[0][i];
+    for (int sh = 1; sh < NS; sh++)
+      for (int64_t i = i0; i < i1; i++) g[i] += sg[sh][i];
+  }
+}
+
 gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local, gb_train_stats *st) {
   const gb_train_config *c = &t->cfg;
   int B = c->batch, G = c->n_global, L = c->n_local, D = c->vit.dim, K = c->head.k, S = (G + L) * B;
@@ -299,25 +389,20 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
   memset(&s, 0, sizeof s);
   gb_train_schedule(c, t->it, &s.sched);
 
-  /* teacher: global crops only, no gradient */
-  GB_TRY(gb_vit_forward(t->teacher, global, G * B));
-  if (t->ibot) gb_ibot_shard_hook(t, 0, t->teacher, t->student, 0, G * B); /* iBOT: teacher patch tokens, student masks */
-  gb_dhead_forward(&c->head, &t->thead, &t->tacts, t->teacher->a.final, G * B, t->tlog);
+  /* backbones, data-parallel over the shards: teacher on the global crops (no gradient),
+   * student on all crops */
+  gb_status sst[GB_TRAIN_SHARDS];
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int sh = 0; sh < t->n_shards; sh++) sst[sh] = shard_forward(t, sh, global, local);
+  for (int sh = 0; sh < t->n_shards; sh++) GB_TRY(sst[sh]);
+  gb_dhead_forward(&c->head, &t->thead, &t->tacts, t->tfeat, G * B, t->tlog);
   if (c->sinkhorn) gb_dino_teacher_sinkhorn(t->P, t->tlog, G * B, K, (float)s.sched.teacher_temp, 3);
   else gb_dino_teacher_softmax(t->P, t->tlog, t->center, G * B, K, (float)s.sched.teacher_temp);
 
-  /* student: all crops */
-  GB_TRY(gb_vit_forward(t->student, global, G * B));
-  memcpy(t->feat, t->student->a.final, (size_t)G * B * D * sizeof(float));
-  if (L) {
-    GB_TRY(gb_vit_forward(t->student_local, local, L * B));
-    memcpy(t->feat + (int64_t)G * B * D, t->student_local->a.final, (size_t)L * B * D * sizeof(float));
-  }
   gb_dhead_forward(&c->head, &t->shead, &t->sacts, t->feat, S, t->slog);
   s.dino = gb_dino_multicrop_loss(t->P, t->slog, t->dslog, G, G + L, B, K, (float)c->student_temp);
 
   /* backward */
-  memset(t->back.g, 0, (size_t)t->back.n * sizeof(float));
   memset(t->head.g, 0, (size_t)t->head.n * sizeof(float));
   gb_dhead_backward(&c->head, &t->shead, &t->sacts, t->feat, t->dslog, S, t->dfeat, &t->dhead);
   if (c->koleo_weight > 0)
@@ -325,15 +410,16 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
       s.koleo += gb_koleo_loss(t->feat + (int64_t)g * B * D, B, D, (float)c->koleo_weight,
                                t->dfeat + (int64_t)g * B * D);
   s.loss = s.dino + c->koleo_weight * s.koleo;
-  if (t->ibot) { /* iBOT masked-patch loss (ibot.h): head gradients now, token gradients via the model hooks */
+  if (t->ibot) { /* iBOT masked-patch loss (ibot.h): head gradients now, token gradients via the shard hooks */
     s.ibot = gb_ibot_loss(t, &s.sched);
     s.loss += c->ibot_weight * s.ibot;
   }
   if (!isfinite(s.loss))
     return gb_fail(GB_ERR_NUMERIC, "train: loss is %g at iteration %lld (lr %g); lower --lr", s.loss,
                    (long long)t->it, s.sched.lr);
-  gb_vit_backward(t->student, t->dfeat, G * B, 1, &t->dback);
-  if (L) gb_vit_backward(t->student_local, t->dfeat + (int64_t)G * B * D, L * B, 1, &t->dback);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int sh = 0; sh < t->n_shards; sh++) shard_backward(t, sh);
+  sum_shard_grads(t);
   zero_k_bias(&c->vit, t->dback.qkv_b);
   s.grad_norm_backbone = t->ibot ? gb_ibot_clip_backbone(t, c->clip) /* backbone + mask token */
                                  : gb_clip_grad_norm(t->back.g, t->back.n, c->clip);
