@@ -21,6 +21,7 @@ typedef struct {
   int in, hidden, bottleneck, k;
   float *w[3], *b[3]; /* (hidden, in), (hidden, hidden), (bottleneck, hidden) and biases */
   float *last;        /* (k, bottleneck), weight norm applied */
+  float *wt[3], *last_t; /* W^T of each in 64-column panels (gb_objective_init), for the forward products */
 } gb_dino_head;
 
 typedef struct {

@@ -7,17 +7,35 @@
 #include "gradbrain/nn.h"
 #include "gradbrain/objective.h"
 #include "internal.h"
+#include "../small_gemm.h"
+
+/* out (rows x OC) = in (rows x C) W^T + bias, with W^T in 64-column panels (objective.c):
+ * register-blocked products (small_gemm.h), panels spread over the threads. With few rows a
+ * BLAS call spends most of its time packing the large weight matrices (the last layer has
+ * 16.8M entries); here each weight streams once from memory. Each output is one sum in k
+ * order: a row never depends on the other rows. */
+static void head_linear(float *out, const float *in, const float *wt, const float *bias, int rows, int C, int OC) {
+  int np = (OC + 63) / 64;
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int p = 0; p < np; p++) {
+    int j0 = 64 * p, n = OC - j0 < 64 ? OC - j0 : 64;
+    small_gemm(rows, n, C, 1.0f, in, C, 1, wt + (int64_t)p * 64 * C, 64, out + j0, OC);
+    if (bias)
+      for (int i = 0; i < rows; i++)
+        for (int j = 0; j < n; j++) out[(int64_t)i * OC + j0 + j] += bias[j0 + j];
+  }
+}
 
 void dino_head_forward(gb_objective *o, const float *f, int nb, float *logits) {
   gb_dino_head *h = &o->dino;
   memcpy(o->fin, f, (size_t)nb * h->in * sizeof(float));
   memset(o->fin + (int64_t)nb * h->in, 0, (size_t)(o->rows - nb) * h->in * sizeof(float));
   nb = o->rows; /* whole 16-row slices; the extra rows are zeros and ignored */
-  linear_forward(o->h1p, o->fin, h->w[0], h->b[0], nb, h->in, h->hidden);
+  head_linear(o->h1p, o->fin, h->wt[0], h->b[0], nb, h->in, h->hidden);
   gelu_forward(o->h1, o->h1p, (int64_t)nb * h->hidden);
-  linear_forward(o->h2p, o->h1, h->w[1], h->b[1], nb, h->hidden, h->hidden);
+  head_linear(o->h2p, o->h1, h->wt[1], h->b[1], nb, h->hidden, h->hidden);
   gelu_forward(o->h2, o->h2p, (int64_t)nb * h->hidden);
-  linear_forward(o->z, o->h2, h->w[2], h->b[2], nb, h->hidden, h->bottleneck);
+  head_linear(o->z, o->h2, h->wt[2], h->b[2], nb, h->hidden, h->bottleneck);
   for (int i = 0; i < nb; i++) { /* F.normalize: z / max(|z|, 1e-12) */
     const float *z = o->z + (int64_t)i * h->bottleneck;
     float *zn = o->zn + (int64_t)i * h->bottleneck;
@@ -28,7 +46,7 @@ void dino_head_forward(gb_objective *o, const float *f, int nb, float *logits) {
     float inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
     for (int j = 0; j < h->bottleneck; j++) zn[j] = z[j] * inv;
   }
-  linear_forward(logits, o->zn, h->last, NULL, nb, h->bottleneck, h->k);
+  head_linear(logits, o->zn, h->last_t, NULL, nb, h->bottleneck, h->k);
 }
 
 void dino_head_backward(gb_objective *o, const float *dlogits, int nb, float *df) {

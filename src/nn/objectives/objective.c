@@ -9,6 +9,7 @@
 #include "gradbrain/objective.h"
 #include "gradbrain/rng.h"
 #include "internal.h"
+#include "../small_gemm.h"
 
 int gb_objective_parse(const char *s) {
   if (!strcmp(s, "dino")) return GB_OBJ_DINO;
@@ -59,6 +60,31 @@ static gb_status seeded_dino_head(gb_dino_head *h, int dim, int k, uint64_t seed
   return GB_OK;
 }
 
+/* W^T of a weight W (rows x cols) in panels of 64 columns of W^T: panel p holds columns
+ * 64p..64p+63 of W^T as a contiguous (cols x 64) row-major block, so a product streams it
+ * without strided rows. NULL when out of memory. */
+static float *panels(const float *w, int rows, int cols) {
+  int64_t np = (rows + 63) / 64;
+  float *dst = gb_calloc((size_t)(np * 64 * cols) * sizeof(float), "DINO head (W^T panels)");
+  if (!dst)
+    return NULL;
+  for (int64_t p = 0; p < np; p++) {
+    int n = rows - 64 * (int)p < 64 ? rows - 64 * (int)p : 64;
+    small_transpose(dst + p * 64 * cols, 64, w + p * 64 * cols, cols, n, cols);
+  }
+  return dst;
+}
+
+/* The head's forward products run as in (rows x in) times W^T: one panelled copy of each
+ * weight, made once (see dino.c). */
+static gb_status transpose_weights(gb_dino_head *h) {
+  int out[3] = {h->hidden, h->hidden, h->bottleneck}, in[3] = {h->in, h->hidden, h->hidden};
+  for (int i = 0; i < 3; i++)
+    if (!(h->wt[i] = panels(h->w[i], out[i], in[i]))) return GB_ERR_NOMEM;
+  if (!(h->last_t = panels(h->last, h->k, h->bottleneck))) return GB_ERR_NOMEM;
+  return GB_OK;
+}
+
 gb_status gb_objective_init(gb_objective *o, gb_objective_kind kind, int dim, gb_vit_heads *fh, uint64_t seed,
                             int head_k, int n_classes, int max_batch) {
   memset(o, 0, sizeof *o);
@@ -99,6 +125,7 @@ gb_status gb_objective_init(gb_objective *o, gb_objective_kind kind, int dim, gb
                (unsigned long long)seed, dim, k);
       gb_warn("the weights file has no DINO head (dino_head.*): using a %s", o->head_desc);
     }
+    GB_TRY(transpose_weights(h));
     int64_t Hd = h->hidden, Bn = h->bottleneck, K = h->k;
     float **bufs[] = {&o->h1p, &o->h1, &o->h2p, &o->h2, &o->dh2, &o->dh1};
     for (int i = 0; i < 6; i++)
@@ -152,6 +179,8 @@ void gb_objective_free(gb_objective *o) {
     gb_free(o->dino.b[i]);
   }
   gb_free(o->dino.last);
+  for (int i = 0; i < 3; i++) gb_free(o->dino.wt[i]);
+  gb_free(o->dino.last_t);
   float *bufs[] = {o->h1p, o->h1, o->h2p, o->h2, o->z, o->zn, o->zl, o->ls, o->lt, o->dl, o->dzn, o->dz, o->dh2,
                    o->dh1, o->center, o->cls_w, o->cls_b, o->fin, o->dfin};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gb_free(bufs[i]);
