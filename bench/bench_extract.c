@@ -7,7 +7,8 @@
  * are the student's, as in `gradbrain extract --views identity`). One warm-up batch, then
  * `iters` timed batches; prints the median per-batch time split into forward, objective and
  * backward, images/s (wall) and images per CPU-second (process CPU time, all threads), and
- * GFLOP/s counted from the GEMM shapes. Last line: "images_per_s X". */
+ * GFLOP/s of the matrix products actually computed (counted from their shapes). Last line:
+ * "images_per_s X". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,11 @@ int main(int argc, char **argv) {
   double f = tf[iters / 2], o = to[iters / 2], b = tb[iters / 2], tot = f + o + b;
   double T = m->T, D = 384, F = 1536, N = m->N, L = 12;
   double blk = 2 * T * D * (3 * D + D + 2 * F), att = 4 * T * T * D;
-  double fwd = L * (blk + att) + 2 * N * 768 * D, bwd = (L - 1) * (blk + 2 * att);
+  /* backward: blocks 12..2 (block 1's input gradient is no tap); the last block runs its MLP,
+   * projection and attention-output gradients on the CLS row only (the loss reads nothing
+   * else), which leaves its qkv product on all rows plus O(T D) attention work */
+  double last_blk = 2 * T * D * 3 * D + 2 * (2 * D * F + D * D) + 4 * T * D;
+  double fwd = L * (blk + att) + 2 * N * 768 * D, bwd = (L - 2) * (blk + 2 * att) + last_blk;
   printf("arch %s, objective %s, threads %d, batch %d, tokens %d\n", arch, objn, threads, B, m->T);
   printf("forward   %.3f s/batch  %.1f GFLOP/s\n", f, B * fwd / f * 1e-9);
   printf("objective %.3f s/batch\n", o);
