@@ -82,6 +82,26 @@ static void scaled_case(int64_t K, int64_t m, int k) {
   gb_free(Z), gb_free(S), gb_free(B);
 }
 
+/* pack_right_t(W) must pack exactly what pack_right packs from the formed W^T */
+static void transposed_case(int64_t N, int64_t K) {
+  gb_rng r;
+  gb_rng_seed(&r, 9);
+  int64_t ldw = K + 2;
+  float *W = gb_alloc((size_t)(N * ldw) * 4, "W"), *Wt = gb_alloc((size_t)(K * N) * 4, "W^T");
+  for (int64_t i = 0; i < N * ldw; i++) W[i] = (float)gb_rng_normal(&r);
+  for (int64_t j = 0; j < N; j++)
+    for (int64_t k = 0; k < K; k++) Wt[k * N + j] = W[j * ldw + k];
+  gb_x3_right a, b;
+  CHECK(gb_x3_pack_right(Wt, K, N, N, &a) == GB_OK, "pack");
+  CHECK(gb_x3_pack_right_t(W, N, K, ldw, &b) == GB_OK, "pack transposed");
+  size_t bytes = (size_t)(a.Kp * a.Np) * 2;
+  CHECK(a.Np == b.Np && a.Kp == b.Kp && memcmp(a.hi, b.hi, bytes) == 0 && memcmp(a.lo, b.lo, bytes) == 0,
+        "N=%lld K=%lld: transposed packing differs from packing the formed W^T", (long long)N, (long long)K);
+  gb_x3_right_free(&a);
+  gb_x3_right_free(&b);
+  gb_free(W), gb_free(Wt);
+}
+
 int main(void) {
   if (!gb_x3_available()) {
     printf("AMX bf16 not available here (%s): skipped\n", gb_x3_path());
@@ -95,5 +115,7 @@ int main(void) {
   one_case(480, 768, 300, 64, 416, 4); /* the LOO shape, smaller */
   scaled_case(77, 13, 9);  /* blocks straddle column tiles */
   scaled_case(64, 48, 3);
+  transposed_case(45, 77);
+  transposed_case(384, 64);
   return check_failures ? 1 : 0;
 }

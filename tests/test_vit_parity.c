@@ -4,7 +4,12 @@
  * against PyTorch autograd; also the original repositories' key layouts. See test_vit_parity.h for the tolerances. */
 #include "test_vit_parity.h"
 
+#include <stdio.h>
+
+#include "gradbrain/nn.h"
+
 int main(void) {
+  printf("linear layers: %s\n", gb_nn_precision() == GB_NN_BF16X3 ? "bf16x3 (AMX)" : "float32");
   static const char *const cases[] = {
       "dinov3:tiny:dino:same", "dinov3:tiny:dino:diff", "dinov3:tiny:xent:same", "dinov3:tiny:invariance:diff",
       "dinov2:tiny:dino:same", "dinov2:tiny:dino:diff", "dinov2:tiny:xent:same", "dinov2:tiny:invariance:diff",

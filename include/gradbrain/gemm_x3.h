@@ -48,6 +48,9 @@ gb_status gb_x3_pack_right(const float *B, int64_t K, int64_t N, int64_t ldb, gb
  * (leading dimension ldz), S is K x k row-major (row j of block q scaled by S[j*k + q]). */
 gb_status gb_x3_pack_right_scaled(const float *Z, int64_t K, int64_t m, int64_t ldz, const float *S, int k,
                                   gb_x3_right *out);
+/* Packs B = W^T (K x N) from row-major W (N x K, leading dimension ldw), e.g. a PyTorch
+ * nn.Linear weight (out x in) for x W^T. */
+gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, gb_x3_right *out);
 void gb_x3_left_free(gb_x3_left *a);
 void gb_x3_right_free(gb_x3_right *b);
 

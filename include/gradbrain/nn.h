@@ -12,6 +12,14 @@
 
 #include <stdint.h>
 
+/* Precision of the linear layers' products: GB_NN_FP32 (default, float32 SGEMM) or
+ * GB_NN_BF16X3 (AMX tiles, operands split into two bfloat16 terms, ~1e-5 relative per term;
+ * falls back to float32 on CPUs without AMX). gb_nn_precision() is the mode in effect; until
+ * gb_nn_set_precision is called, the environment variable GB_NN_PRECISION=bf16x3 selects it. */
+enum { GB_NN_FP32 = 0, GB_NN_BF16X3 = 1 };
+void gb_nn_set_precision(int precision);
+int gb_nn_precision(void);
+
 /* out (N x OC) = inp (N x C) W^T + bias; W is (OC x C) as in PyTorch nn.Linear; bias may be NULL. */
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int64_t N, int C,
                     int OC);

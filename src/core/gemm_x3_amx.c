@@ -179,6 +179,38 @@ void gb_x3_gemm(const gb_x3_left *A, int64_t row0, int64_t nrows, const gb_x3_ri
     _tile_release();
   }
 }
+gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, gb_x3_right *out) {
+  memset(out, 0, sizeof *out);
+  out->K = K, out->N = N, out->Kp = up32(K > 0 ? K : 1), out->Np = up32(N > 0 ? N : 1);
+  size_t bytes = (size_t)(out->Kp * out->Np) * 2;
+  out->hi = gb_calloc(bytes, "bf16 right operand (hi)");
+  out->lo = gb_calloc(bytes, "bf16 right operand (lo)");
+  if (!out->hi || !out->lo) {
+    gb_x3_right_free(out);
+    return GB_ERR_NOMEM;
+  }
+  int64_t kt = out->Kp / 32, nt = (N + 15) / 16;
+  /* B = W^T: the VNNI pair (k, k+1) of column j is W[j][k], W[j][k+1], adjacent in W. A tile
+   * row (16 columns x one pair) gathers 16 such pairs; 16 tile rows cover 32 k. */
+#pragma omp parallel for schedule(static)
+  for (int64_t jt = 0; jt < nt; jt++) {
+    float v[32] __attribute__((aligned(64)));
+    for (int64_t k0 = 0; k0 < K; k0 += 32)
+      for (int64_t pr = 0; pr < 16; pr++) {
+        int64_t k = k0 + 2 * pr;
+        if (k >= K) break;
+        for (int64_t c = 0; c < 16; c++) {
+          int64_t j = jt * 16 + c;
+          v[2 * c] = j < N ? W[j * ldw + k] : 0.0f;
+          v[2 * c + 1] = j < N && k + 1 < K ? W[j * ldw + k + 1] : 0.0f;
+        }
+        int64_t at = (jt * kt + k0 / 32) * 512 + pr * 32;
+        split32(_mm512_load_ps(v), _mm512_load_ps(v + 16), out->hi + at, out->lo + at);
+      }
+  }
+  return GB_OK;
+}
+
 gb_status gb_x3_pack_right_scaled(const float *Z, int64_t K, int64_t m, int64_t ldz, const float *S, int k,
                                   gb_x3_right *out) {
   int64_t N = (int64_t)k * m;
@@ -225,6 +257,10 @@ gb_status gb_x3_pack_left(const float *A, int64_t M, int64_t K, int64_t lda, gb_
 }
 gb_status gb_x3_pack_right(const float *B, int64_t K, int64_t N, int64_t ldb, gb_x3_right *out) {
   (void)B, (void)K, (void)N, (void)ldb, (void)out;
+  abort();
+}
+gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, gb_x3_right *out) {
+  (void)W, (void)N, (void)K, (void)ldw, (void)out;
   abort();
 }
 gb_status gb_x3_pack_right_scaled(const float *Z, int64_t K, int64_t m, int64_t ldz, const float *S, int k,

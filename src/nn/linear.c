@@ -13,6 +13,7 @@
 #include "gradbrain/arena.h"
 #include "gradbrain/blas.h"
 #include "gradbrain/nn.h"
+#include "linear_x3.h"
 #include "par.h"
 
 enum { BIG = 1 << 23 };
@@ -28,6 +29,7 @@ static void fill_bias(float *out, const float *bias, int64_t n, int ncols) {
  * (K x ncols); bias may be NULL. */
 static void rows_gemm(char tb, int64_t N, int ncols, int K, const float *A, const float *W, int ldw,
                       const float *bias, float *out) {
+  if (linear_x3(tb, N, ncols, K, A, W, ldw, bias, out)) return; /* opt-in bf16x3 mode */
   int64_t kn = (int64_t)K * ncols;
   int R = 16 * kn >= BIG ? 16 : 32 * kn >= BIG ? 32 : 64;
   float beta = bias ? 1.0f : 0.0f;
