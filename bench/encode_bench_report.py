@@ -16,7 +16,11 @@ Achieved GFLOP/s for gradbrain uses a nominal count of the shared-decomposition 
 and for --inner kfold:K, per inner fold the same with the inner split sizes plus the refit.
 The fraction of the measured sgemm peak (bench_sgemm_peak, same cores) is printed beside it,
 and the rate per THREADS cpu-seconds (flops / (cpu time / threads)): on a shared machine the
-wall rate understates what the code does with the cores it gets.
+wall rate understates what the code does with the cores it gets. This is an *effective* rate:
+gradbrain forms the per-alpha fits through k <= A basis products (the shrinkage matrix's
+numerical rank, 9 on this case) and, on CPUs with AMX, runs those alpha-ranking products in
+bf16x3 on the tile unit (S.h5 attribute selection_products), so the effective rate can exceed
+the float32 sgemm peak; only U^T Y and the predictions are float32 SGEMM.
 """
 import json
 import os
