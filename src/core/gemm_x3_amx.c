@@ -190,23 +190,27 @@ gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, 
     return GB_ERR_NOMEM;
   }
   int64_t kt = out->Kp / 32, nt = (N + 15) / 16;
-  /* B = W^T: the VNNI pair (k, k+1) of column j is W[j][k], W[j][k+1], adjacent in W. A tile
-   * row (16 columns x one pair) gathers 16 such pairs; 16 tile rows cover 32 k. */
+  /* B = W^T: the VNNI pair (k, k+1) of column j is W[j][k], W[j][k+1], adjacent in W, so a
+   * tile (16 columns x 16 pairs) is the pair-wise transpose of a 16 x 32 block of W: read
+   * the block's rows (contiguous), transpose through an L1 buffer, split row by row. */
 #pragma omp parallel for schedule(static)
   for (int64_t jt = 0; jt < nt; jt++) {
-    float v[32] __attribute__((aligned(64)));
-    for (int64_t k0 = 0; k0 < K; k0 += 32)
-      for (int64_t pr = 0; pr < 16; pr++) {
-        int64_t k = k0 + 2 * pr;
-        if (k >= K) break;
-        for (int64_t c = 0; c < 16; c++) {
-          int64_t j = jt * 16 + c;
-          v[2 * c] = j < N ? W[j * ldw + k] : 0.0f;
-          v[2 * c + 1] = j < N && k + 1 < K ? W[j * ldw + k + 1] : 0.0f;
-        }
-        int64_t at = (jt * kt + k0 / 32) * 512 + pr * 32;
-        split32(_mm512_load_ps(v), _mm512_load_ps(v + 16), out->hi + at, out->lo + at);
+    uint64_t t[16][16] __attribute__((aligned(64))); /* [pair][column], a pair = 2 floats */
+    for (int64_t k0 = 0; k0 < K; k0 += 32) {
+      int64_t kw = K - k0 < 32 ? K - k0 : 32;
+      for (int64_t c = 0; c < 16; c++) {
+        int64_t j = jt * 16 + c;
+        float row[32] __attribute__((aligned(64)));
+        memset(row, 0, sizeof row);
+        if (j < N) memcpy(row, W + j * ldw + k0, (size_t)kw * sizeof(float));
+        for (int p = 0; p < 16; p++) memcpy(&t[p][c], row + 2 * p, 8);
       }
+      for (int p = 0; p < 16 && 2 * p < kw; p++) {
+        int64_t at = (jt * kt + k0 / 32) * 512 + p * 32;
+        split32(_mm512_load_ps((const float *)t[p]), _mm512_load_ps((const float *)t[p] + 16), out->hi + at,
+                out->lo + at);
+      }
+    }
   }
   return GB_OK;
 }
