@@ -33,13 +33,13 @@ int main(int argc, char **argv) {
   for (int64_t i = 0; i < M * K; i++) A[i] = (float)gb_rng_normal(&r);
   for (int64_t i = 0; i < K * N; i++) B[i] = (float)gb_rng_normal(&r);
   double flop = 2.0 * M * N * K, ts = 1e9, tx = 1e9, tp = 1e9;
-  gb_x3_left pa;
+  gb_x3_left pa = {0};
   gb_x3_pack_left(A, M, K, K, &pa);
   for (int i = 0; i < reps; i++) {
     double t0 = now();
     gb_sgemm('N', 'N', (int)M, (int)N, (int)K, 1.f, A, (int)K, B, (int)N, 0.f, C, (int)N);
     double t1 = now();
-    gb_x3_right pb;
+    gb_x3_right pb = {0};
     gb_x3_pack_right(B, K, N, N, &pb);
     double t2 = now();
     gb_x3_gemm(&pa, 0, M, &pb, C, N);

@@ -28,8 +28,8 @@ static void one_case(int64_t M, int64_t K, int64_t N, int64_t row0, int64_t nrow
   for (int64_t k = 0; k < K; k++)
     for (int64_t j = N; j < ldb; j++) B[k * ldb + j] = NAN;
   for (int64_t i = 0; i < nrows * ldc; i++) C[i] = -12345.f; /* padding columns must stay */
-  gb_x3_left pa;
-  gb_x3_right pb;
+  gb_x3_left pa = {0};
+  gb_x3_right pb = {0};
   CHECK(gb_x3_pack_left(A, M, K, lda, &pa) == GB_OK, "pack left");
   CHECK(gb_x3_pack_right(B, K, N, ldb, &pb) == GB_OK, "pack right");
   gb_x3_gemm(&pa, row0, nrows, &pb, C, ldc);
@@ -71,7 +71,7 @@ static void scaled_case(int64_t K, int64_t m, int k) {
   for (int64_t j = 0; j < K; j++)
     for (int q = 0; q < k; q++)
       for (int64_t t = 0; t < m; t++) B[j * k * m + q * m + t] = S[j * k + q] * Z[j * m + t];
-  gb_x3_right a, b;
+  gb_x3_right a = {0}, b = {0};
   CHECK(gb_x3_pack_right(B, K, (int64_t)k * m, (int64_t)k * m, &a) == GB_OK, "pack");
   CHECK(gb_x3_pack_right_scaled(Z, K, m, m, S, k, &b) == GB_OK, "pack scaled");
   size_t bytes = (size_t)(a.Kp * a.Np) * 2;
@@ -91,7 +91,7 @@ static void transposed_case(int64_t N, int64_t K) {
   for (int64_t i = 0; i < N * ldw; i++) W[i] = (float)gb_rng_normal(&r);
   for (int64_t j = 0; j < N; j++)
     for (int64_t k = 0; k < K; k++) Wt[k * N + j] = W[j * ldw + k];
-  gb_x3_right a, b;
+  gb_x3_right a = {0}, b = {0};
   CHECK(gb_x3_pack_right(Wt, K, N, N, &a) == GB_OK, "pack");
   CHECK(gb_x3_pack_right_t(W, N, K, ldw, &b) == GB_OK, "pack transposed");
   size_t bytes = (size_t)(a.Kp * a.Np) * 2;

@@ -9,11 +9,13 @@
  * On a core with AMX the three bf16 products run ~3-4x faster than one float32 SGEMM.
  *
  * Use: check gb_x3_available(), pack the left operand once (rows), the right operand once
- * (VNNI pairs), then multiply any 32-aligned block of rows. Without AMX (or with the
+ * (VNNI pairs), then multiply any 32-aligned block of rows. Operand structs start zeroed
+ * ({0}); packing into a struct that already holds buffers reuses them when large enough. Without AMX (or with the
  * environment variable GB_AMX=0) gb_x3_available() is 0 and callers use gb_sgemm. */
 #ifndef GRADBRAIN_GEMM_X3_H
 #define GRADBRAIN_GEMM_X3_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gradbrain/status.h"
@@ -26,6 +28,7 @@
 typedef struct {
   int64_t M, K, Mp, Kp;
   uint16_t *hi, *lo;
+  size_t cap; /* bytes allocated per array */
 } gb_x3_left;
 
 /* Right operand B (K x N) in AMX's VNNI form: tile (j/16, k/32) holds 16 pairs of k x 16
@@ -33,6 +36,7 @@ typedef struct {
 typedef struct {
   int64_t K, N, Kp, Np;
   uint16_t *hi, *lo;
+  size_t cap;
 } gb_x3_right;
 
 /* 1 when this process may use AMX bf16 tiles (CPU support + kernel permission, GB_AMX != 0). */

@@ -15,6 +15,26 @@
 
 static int64_t up32(int64_t v) { return (v + 31) / 32 * 32; }
 
+/* Makes *hi, *lo hold `bytes` zeroed bytes each, reusing them when *cap is large enough
+ * (repeated packs of similar operands then cost no allocation or page faults). */
+static gb_status storage(uint16_t **hi, uint16_t **lo, size_t *cap, size_t bytes, const char *what) {
+  if (!*hi || !*lo || *cap < bytes) {
+    gb_free(*hi);
+    gb_free(*lo);
+    *hi = gb_alloc(bytes, what);
+    *lo = gb_alloc(bytes, what);
+    *cap = *hi && *lo ? bytes : 0;
+    if (!*cap) {
+      gb_free(*hi), gb_free(*lo);
+      *hi = *lo = NULL;
+      return GB_ERR_NOMEM;
+    }
+  }
+  memset(*hi, 0, bytes);
+  memset(*lo, 0, bytes);
+  return GB_OK;
+}
+
 /* 32 floats (two vectors) -> bf16 hi and lo parts, 32 each (round to nearest even; the
  * conversion treats float32 subnormals as zero, which only drops terms below 1e-38). */
 static inline void split32(__m512 a, __m512 b, uint16_t *hi, uint16_t *lo) {
@@ -36,15 +56,8 @@ void gb_x3_left_free(gb_x3_left *a);
 void gb_x3_right_free(gb_x3_right *b);
 
 gb_status gb_x3_pack_left(const float *A, int64_t M, int64_t K, int64_t lda, gb_x3_left *out) {
-  memset(out, 0, sizeof *out);
   out->M = M, out->K = K, out->Mp = up32(M > 0 ? M : 1), out->Kp = up32(K > 0 ? K : 1);
-  size_t bytes = (size_t)(out->Mp * out->Kp) * 2;
-  out->hi = gb_calloc(bytes, "bf16 left operand (hi)");
-  out->lo = gb_calloc(bytes, "bf16 left operand (lo)");
-  if (!out->hi || !out->lo) {
-    gb_x3_left_free(out);
-    return GB_ERR_NOMEM;
-  }
+  GB_TRY(storage(&out->hi, &out->lo, &out->cap, (size_t)(out->Mp * out->Kp) * 2, "bf16 left operand"));
   int64_t kt = out->Kp / 32;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < M; i++)
@@ -59,15 +72,8 @@ gb_status gb_x3_pack_left(const float *A, int64_t M, int64_t K, int64_t lda, gb_
 }
 
 gb_status gb_x3_pack_right(const float *B, int64_t K, int64_t N, int64_t ldb, gb_x3_right *out) {
-  memset(out, 0, sizeof *out);
   out->K = K, out->N = N, out->Kp = up32(K > 0 ? K : 1), out->Np = up32(N > 0 ? N : 1);
-  size_t bytes = (size_t)(out->Kp * out->Np) * 2;
-  out->hi = gb_calloc(bytes, "bf16 right operand (hi)");
-  out->lo = gb_calloc(bytes, "bf16 right operand (lo)");
-  if (!out->hi || !out->lo) {
-    gb_x3_right_free(out);
-    return GB_ERR_NOMEM;
-  }
+  GB_TRY(storage(&out->hi, &out->lo, &out->cap, (size_t)(out->Kp * out->Np) * 2, "bf16 right operand"));
   int64_t kt = out->Kp / 32, nt = (N + 15) / 16;
   const __m512i first = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i second = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
@@ -180,15 +186,8 @@ void gb_x3_gemm(const gb_x3_left *A, int64_t row0, int64_t nrows, const gb_x3_ri
   }
 }
 gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, gb_x3_right *out) {
-  memset(out, 0, sizeof *out);
   out->K = K, out->N = N, out->Kp = up32(K > 0 ? K : 1), out->Np = up32(N > 0 ? N : 1);
-  size_t bytes = (size_t)(out->Kp * out->Np) * 2;
-  out->hi = gb_calloc(bytes, "bf16 right operand (hi)");
-  out->lo = gb_calloc(bytes, "bf16 right operand (lo)");
-  if (!out->hi || !out->lo) {
-    gb_x3_right_free(out);
-    return GB_ERR_NOMEM;
-  }
+  GB_TRY(storage(&out->hi, &out->lo, &out->cap, (size_t)(out->Kp * out->Np) * 2, "bf16 right operand"));
   int64_t kt = out->Kp / 32, nt = (N + 15) / 16;
   /* B = W^T: the VNNI pair (k, k+1) of column j is W[j][k], W[j][k+1], adjacent in W, so a
    * tile (16 columns x 16 pairs) is the pair-wise transpose of a 16 x 32 block of W: read
@@ -218,15 +217,8 @@ gb_status gb_x3_pack_right_t(const float *W, int64_t N, int64_t K, int64_t ldw, 
 gb_status gb_x3_pack_right_scaled(const float *Z, int64_t K, int64_t m, int64_t ldz, const float *S, int k,
                                   gb_x3_right *out) {
   int64_t N = (int64_t)k * m;
-  memset(out, 0, sizeof *out);
   out->K = K, out->N = N, out->Kp = up32(K > 0 ? K : 1), out->Np = up32(N > 0 ? N : 1);
-  size_t bytes = (size_t)(out->Kp * out->Np) * 2;
-  out->hi = gb_calloc(bytes, "bf16 right operand (hi)");
-  out->lo = gb_calloc(bytes, "bf16 right operand (lo)");
-  if (!out->hi || !out->lo) {
-    gb_x3_right_free(out);
-    return GB_ERR_NOMEM;
-  }
+  GB_TRY(storage(&out->hi, &out->lo, &out->cap, (size_t)(out->Kp * out->Np) * 2, "bf16 right operand"));
   int64_t kt = out->Kp / 32, nt = (N + 15) / 16;
   const __m512i first = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i second = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);

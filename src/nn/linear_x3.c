@@ -30,17 +30,14 @@ int gb_nn_precision(void) {
 int linear_x3(char tb, int64_t N, int ncols, int K, const float *A, const float *W, int ldw, const float *bias,
               float *out) {
   if (gb_nn_precision() != GB_NN_BF16X3 || N <= 0) return 0;
-  gb_x3_left pa;
-  gb_x3_right pb;
+  /* packed operands per thread (shards may call concurrently), kept between calls so that
+   * repeated products reuse their storage; reachable until exit */
+  static _Thread_local gb_x3_left pa;
+  static _Thread_local gb_x3_right pb;
   if (gb_x3_pack_left(A, N, K, K, &pa) != GB_OK) return 0;
   gb_status st = tb == 'T' ? gb_x3_pack_right_t(W, ncols, K, ldw, &pb) : gb_x3_pack_right(W, K, ncols, ldw, &pb);
-  if (st != GB_OK) {
-    gb_x3_left_free(&pa);
-    return 0;
-  }
+  if (st != GB_OK) return 0;
   gb_x3_gemm(&pa, 0, N, &pb, out, ncols);
-  gb_x3_left_free(&pa);
-  gb_x3_right_free(&pb);
   if (bias)
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; i++) {
