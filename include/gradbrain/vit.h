@@ -97,6 +97,10 @@ typedef struct {
    * and fc2, read only by weight gradients, share block 1's slot). Set by the extraction path;
    * a backward pass with weight gradients then recomputes each block's forward first. */
   int lean;
+  /* With lean: W^T of every block's qkv, proj, fc1 and fc2 weights in 64-column panels, made at
+   * the first lean forward pass (lean assumes frozen parameters: the extraction path); the
+   * lean forward runs its products on them with fused bias / residual / GELU epilogues. */
+  float *wt_panels;
   /* optional training hooks (iBOT masked-patch loss, gradbrain/ibot.h), NULL = off:
    * patch_mask (B x N): rows != 0 have their patch embedding replaced by mask_token (dim) right
    * after the patch projection; with dparams the backward adds their gradient to dmask_token

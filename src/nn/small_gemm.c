@@ -13,6 +13,18 @@ static void transpose_scalar(float *dst, int64_t ldd, const float *src, int64_t 
   }
 }
 
+int64_t small_panels_size(int rows, int cols) { return (int64_t)(rows + 63) / 64 * 64 * cols; }
+
+void small_panels(float *dst, const float *w, int rows, int cols) {
+  for (int64_t p = 0; p < (rows + 63) / 64; p++) {
+    int n = rows - 64 * (int)p < 64 ? rows - 64 * (int)p : 64;
+    float *d = dst + p * 64 * cols;
+    if (n < 64)
+      for (int64_t i = 0; i < (int64_t)64 * cols; i++) d[i] = 0.0f;
+    small_transpose(d, 64, w + p * 64 * cols, cols, n, cols);
+  }
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -117,6 +129,30 @@ void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, i
   }
 }
 
+void small_gemm_panels(int M, int N, int K, const float *A, int64_t lda, const float *Wp, float *C, int64_t ldc,
+                       small_gemm_post_fn post, void *ctx) {
+  const float alpha = 1.0f;
+  const int64_t sai = lda, sak = 1, ldb = 16 * NV;
+  for (int j0 = 0; j0 < N; j0 += 16 * NV) {
+    int ncol = N - j0 < 16 * NV ? N - j0 : 16 * NV;
+    int nv = (ncol + 15) / 16;
+    __mmask16 last = (__mmask16)(ncol % 16 ? (1u << (ncol % 16)) - 1 : 0xFFFFu);
+    const float *b = Wp + (int64_t)j0 * K; /* panel j0 / 64 */
+    for (int i0 = 0; i0 < M; i0 += MR) {
+      int mr = M - i0 < MR ? M - i0 : MR;
+      const float *a = A + (int64_t)i0 * sai;
+      float *c = C + (int64_t)i0 * ldc + j0;
+      switch (nv) {
+        case 4: TILE_ROWS(4); break;
+        case 3: TILE_ROWS(3); break;
+        case 2: TILE_ROWS(2); break;
+        default: TILE_ROWS(1); break;
+      }
+      if (post) post(ctx, i0, mr, j0, ncol);
+    }
+  }
+}
+
 #else
 
 void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols) {
@@ -127,6 +163,16 @@ void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, i
                 int64_t ldb, float *C, int64_t ldc) {
   if (sak == 1) gb_sgemm('N', 'N', M, N, K, alpha, A, (int)sai, B, (int)ldb, 0.0f, C, (int)ldc);
   else gb_sgemm('T', 'N', M, N, K, alpha, A, (int)sak, B, (int)ldb, 0.0f, C, (int)ldc);
+}
+
+void small_gemm_panels(int M, int N, int K, const float *A, int64_t lda, const float *Wp, float *C, int64_t ldc,
+                       small_gemm_post_fn post, void *ctx) {
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    int n = N - j0 < 64 ? N - j0 : 64;
+    gb_sgemm('N', 'N', M, n, K, 1.0f, A, (int)lda, Wp + (int64_t)j0 * K, 64, 0.0f, C + j0, (int)ldc);
+    if (post)
+      for (int i0 = 0; i0 < M; i0 += 6) post(ctx, i0, M - i0 < 6 ? M - i0 : 6, j0, n);
+  }
 }
 
 #endif

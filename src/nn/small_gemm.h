@@ -18,4 +18,19 @@ void small_gemm(int M, int N, int K, float alpha, const float *A, int64_t sai, i
  * that multiple are written too (zeros). */
 void small_transpose(float *dst, int64_t ldd, const float *src, int64_t lds, int rows, int cols);
 
+/* Called after each output tile of small_gemm_panels is stored (rows i0..i0+mr-1, columns
+ * j0..j0+n-1), while the tile is still in L1: fused elementwise epilogues. */
+typedef void (*small_gemm_post_fn)(void *ctx, int i0, int mr, int j0, int n);
+
+/* Floats of small_panels(w, rows, cols). */
+int64_t small_panels_size(int rows, int cols);
+/* W^T of W (rows x cols, row-major) in panels of 64 columns: panel p is the contiguous
+ * (cols x 64) row-major block of columns 64p..64p+63 of W^T (zero beyond `rows`). */
+void small_panels(float *dst, const float *w, int rows, int cols);
+/* C (M x N, ldc) = A (M x K, row-major, lda) W^T for W (N x K) given as small_panels(W, N, K),
+ * panel by panel (each stays in cache while all rows stream past); then post (may be NULL)
+ * on every tile. */
+void small_gemm_panels(int M, int N, int K, const float *A, int64_t lda, const float *Wp, float *C, int64_t ldc,
+                       small_gemm_post_fn post, void *ctx);
+
 #endif

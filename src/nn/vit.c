@@ -12,7 +12,9 @@
 #include "gradbrain/blas.h"
 #include "gradbrain/log.h"
 #include "gradbrain/nn.h"
+#include "fastmath.h"
 #include "par.h"
+#include "small_gemm.h"
 #include "gradbrain/rng.h"
 
 static const float IMAGENET_MEAN[3] = {0.485f, 0.456f, 0.406f}, IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
@@ -158,6 +160,7 @@ void gb_vit_free(gb_vit *m) {
   gb_free(m->pos_cur);
   gb_free(m->rope_cos);
   gb_free(m->rope_sin);
+  gb_free(m->wt_panels);
   free(m);
 }
 
@@ -317,9 +320,114 @@ static gb_vit_acts acts_from(const gb_vit *m, const gb_vit_acts *s, int b0) {
   return a;
 }
 
-/* Block l (0-based) of the forward pass for images b0..b0+nb-1: reads x[l], writes its
- * intermediates and x[l + 1]. */
-static void block_forward(gb_vit *m, int l, int b0, int nb) {
+/* ---- lean forward: products on panelled W^T with fused epilogues (small_gemm.h) ---- */
+
+/* Offsets of block l's four weights inside m->wt_panels. */
+static int64_t panel_offset(const gb_vit_config *c, int l, int which) {
+  int64_t D = c->dim, F = c->mlp_hidden, per = 4 * D * D + 2 * D * F;
+  int64_t off[4] = {0, 3 * D * D, 4 * D * D, 4 * D * D + F * D}; /* qkv, proj, fc1, fc2 */
+  return l * per + off[which];
+}
+
+/* Builds m->wt_panels once (lean forward; parameters frozen from then on). */
+static gb_status build_panels(gb_vit *m) {
+  const gb_vit_config *c = &m->cfg;
+  int D = c->dim, F = c->mlp_hidden;
+  if (D % 64 || F % 64) return GB_OK; /* panels need whole 64-column blocks; stay on BLAS */
+  int64_t n = (int64_t)c->depth * (4 * (int64_t)D * D + 2 * (int64_t)D * F);
+  m->wt_panels = gb_alloc((size_t)n * sizeof(float), "ViT weight panels");
+  if (!m->wt_panels) return GB_ERR_NOMEM;
+  for (int l = 0; l < c->depth; l++) {
+    int64_t lD = (int64_t)l * D;
+    small_panels(m->wt_panels + panel_offset(c, l, 0), m->p.qkv_w + 3 * lD * D, 3 * D, D);
+    small_panels(m->wt_panels + panel_offset(c, l, 1), m->p.proj_w + lD * D, D, D);
+    small_panels(m->wt_panels + panel_offset(c, l, 2), m->p.fc1_w + (int64_t)l * F * D, F, D);
+    small_panels(m->wt_panels + panel_offset(c, l, 3), m->p.fc2_w + lD * F, D, F);
+  }
+  return GB_OK;
+}
+
+/* Epilogue of one output tile: v = c + bias; with res: v = res + scale * v (LayerScale residual);
+ * c = v; with act: act = gelu(v) (or QuickGELU). */
+typedef struct {
+  float *c;
+  int64_t ldc;
+  const float *bias, *res, *scale;
+  float *act;
+  int quick;
+} epilogue;
+
+GB_VEC512 static void epilogue_tile(void *ctx, int i0, int mr, int j0, int n) {
+  const epilogue *e = ctx;
+  for (int i = i0; i < i0 + mr; i++) {
+    float *c = e->c + (int64_t)i * e->ldc + j0;
+    const float *b = e->bias + j0;
+    if (e->res) {
+      const float *r = e->res + (int64_t)i * e->ldc + j0, *sc = e->scale ? e->scale + j0 : NULL;
+#pragma omp simd
+      for (int j = 0; j < n; j++) c[j] = r[j] + (sc ? sc[j] : 1.0f) * (c[j] + b[j]);
+    } else if (e->act) {
+      float *a = e->act + (int64_t)i * e->ldc + j0;
+      if (e->quick) {
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+          float x = c[j] + b[j];
+          c[j] = x;
+          a[j] = x / (1.0f + gb_fast_expf(-1.702f * x));
+        }
+      } else {
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+          float pdf, x = c[j] + b[j];
+          c[j] = x;
+          a[j] = x * gb_fast_phi(x, &pdf);
+        }
+      }
+    } else {
+#pragma omp simd
+      for (int j = 0; j < n; j++) c[j] += b[j];
+    }
+  }
+}
+
+/* out (BT x OC) = inp (BT x C) W^T + bias, then the epilogue (res, scale, act as above). */
+static void panel_linear(float *out, const float *inp, const float *wp, const float *bias, int64_t BT, int C, int OC,
+                         const float *res, const float *scale, float *act, int quick) {
+  epilogue e = {out, OC, bias, res, scale, act, quick};
+  small_gemm_panels((int)BT, OC, C, inp, C, wp, out, OC, epilogue_tile, &e);
+}
+
+/* The lean block forward: same math as block_forward, without the proj and fc2 buffers (the
+ * residual sums are the products' epilogues) and without a separate GELU pass. */
+static void block_forward_lean(gb_vit *m, int l, int b0, int nb) {
+  const gb_vit_config *c = &m->cfg;
+  int D = c->dim, F = c->mlp_hidden, T = m->T, NH = c->heads;
+  int64_t BT = (int64_t)nb * T, BTD_slot = (int64_t)m->B * T * D, BTF_slot = (int64_t)m->B * T * F;
+  int64_t BT_slot = (int64_t)m->B * T, att_slot = (int64_t)m->B * NH * T * T, lD = (int64_t)l * D;
+  gb_vit_acts av = acts_from(m, &m->a, b0), *a = &av;
+  const gb_vit_params *p = &m->p;
+  float *xin = a->x + l * BTD_slot, *xout = a->x + (l + 1) * BTD_slot, *xmid = a->xmid + l * BTD_slot;
+  float *qkv = a->qkv + 3 * l * BTD_slot, *fc1 = a->fc1 + l * BTF_slot;
+  float *ln1 = a->ln1, *attout = a->attout, *ln2 = a->ln2, *act = a->act; /* slot-0 scratch */
+  const float *ls1 = p->ls1 ? p->ls1 + lD : NULL, *ls2 = p->ls2 ? p->ls2 + lD : NULL;
+
+  layernorm_forward(ln1, a->ln1_mean + l * BT_slot, a->ln1_rstd + l * BT_slot, xin, p->ln1_w + lD, p->ln1_b + lD, BT, D,
+                    c->eps);
+  panel_linear(qkv, ln1, m->wt_panels + panel_offset(c, l, 0), p->qkv_b + 3 * lD, BT, D, 3 * D, NULL, NULL, NULL, 0);
+  if (c->rope) rope_forward(qkv, m->rope_cos, m->rope_sin, nb, T, 1 + c->n_reg, D, NH);
+  attention_forward(attout, a->att + l * att_slot, qkv, nb, T, D, NH);
+  panel_linear(xmid, attout, m->wt_panels + panel_offset(c, l, 1), p->proj_b + lD, BT, D, D, xin, ls1, NULL, 0);
+  layernorm_forward(ln2, a->ln2_mean + l * BT_slot, a->ln2_rstd + l * BT_slot, xmid, p->ln2_w + lD, p->ln2_b + lD, BT, D,
+                    c->eps);
+  panel_linear(fc1, ln2, m->wt_panels + panel_offset(c, l, 2), p->fc1_b + (int64_t)l * F, BT, D, F, NULL, NULL, act,
+               c->act == GB_ACT_QUICKGELU);
+  panel_linear(xout, act, m->wt_panels + panel_offset(c, l, 3), p->fc2_b + lD, BT, F, D, xmid, ls2, NULL, 0);
+}
+
+/* The block forward on BLAS products (training, and the recomputation for weight gradients
+ * after a lean forward): every intermediate kept, in block l's slots (lean: the weight-gradient
+ * inputs in slot 0). */
+static void block_forward_blas(gb_vit *m, int l, int b0, int nb) {
   const gb_vit_config *c = &m->cfg;
   int D = c->dim, F = c->mlp_hidden, T = m->T, NH = c->heads;
   int64_t BT = (int64_t)nb * T, BTD_slot = (int64_t)m->B * T * D, BTF_slot = (int64_t)m->B * T * F;
@@ -351,6 +459,13 @@ static void block_forward(gb_vit *m, int l, int b0, int nb) {
 #pragma omp parallel for schedule(static) if (GB_PAR_IF(BT * D))
   for (int64_t i = 0; i < BT; i++)
     for (int j = 0; j < D; j++) xout[i * D + j] = xmid[i * D + j] + (ls2 ? ls2[j] : 1.0f) * fc2[i * D + j];
+}
+
+/* Block l (0-based) of the forward pass for images b0..b0+nb-1: reads x[l], writes its
+ * intermediates and x[l + 1]. */
+static void block_forward(gb_vit *m, int l, int b0, int nb) {
+  if (m->lean && m->wt_panels) block_forward_lean(m, l, b0, nb);
+  else block_forward_blas(m, l, b0, nb);
 }
 
 /* Everything of the forward pass for images b0..b0+nb-1. */
@@ -392,6 +507,7 @@ static int shard_count(int nb) {
 gb_status gb_vit_forward(gb_vit *m, const float *images, int nb) {
   if (!m->act_mem || nb > m->B || nb <= 0)
     return gb_fail(GB_ERR_ARG, "ViT forward: %d images but buffers prepared for %d", nb, m->act_mem ? m->B : 0);
+  if (m->lean && !m->wt_panels) GB_TRY(build_panels(m));
   int S = shard_count(nb);
   if (S <= 1) {
     forward_range(m, images, 0, nb);
@@ -455,7 +571,9 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   int64_t BT_slot = (int64_t)m->B * T, att_slot = (int64_t)m->B * NH * T * T;
   gb_vit_acts av = acts_from(m, &m->a, b0), gv = acts_from(m, &m->g, b0), *a = &av, *g = &gv;
   const gb_vit_params *p = &m->p;
-  if (dp && m->lean) block_forward(m, l, b0, nb); /* lean forward kept no weight-gradient inputs: recompute */
+  /* the lean forward kept no weight-gradient inputs: recompute them (the block output is
+   * rewritten with BLAS rounding, equal to float precision) */
+  if (dp && m->lean) block_forward_blas(m, l, b0, nb);
   int64_t w = m->lean ? 0 : l;
   const float *xin = a->x + l * BTD_slot, *ln1 = a->ln1 + w * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot;
   const float *attout = a->attout + w * BTD_slot, *proj = a->proj + w * BTD_slot, *xmid = a->xmid + l * BTD_slot;
