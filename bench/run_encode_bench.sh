@@ -14,7 +14,7 @@
 # most 2*PEER_TARGETS of them; otherwise at PEER_TARGETS and 2*PEER_TARGETS targets and the
 # time is extrapolated linearly in the number of targets — the output says so; default 1000),
 # BENCH_TARGETS (override the number of targets, e.g. 2000 for a full-size case with fewer
-# targets when the machine is busy), BENCH_ALL_PEERS=1 (also time the himalaya-order peer on all three models; slow).
+# targets when the machine is busy), BENCH_ALL_PEERS=1 (also time both himalaya peers on all three models; slow).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,7 +83,9 @@ for t in "${SIZES[@]}"; do
     run "himalaya_all_t$t" -- $PY "$SRC/bench/peer_himalaya.py" "${PEER_IN[@]}" --targets "$t"
   fi
   run "himalayaF_forward_t$t" -- $PY "$SRC/bench/peer_himalaya.py" "${PEER_IN[@]}" --targets "$t" --no-joint --factored
-  run "himalayaF_all_t$t" -- $PY "$SRC/bench/peer_himalaya.py" "${PEER_IN[@]}" --targets "$t" --factored
+  if [[ ${BENCH_ALL_PEERS:-0} == 1 ]]; then
+    run "himalayaF_all_t$t" -- $PY "$SRC/bench/peer_himalaya.py" "${PEER_IN[@]}" --targets "$t" --factored
+  fi
 done
 
 $PY "$SRC/bench/encode_bench_report.py" "$DIR" "$N" "$D" "$T" "${SIZES[@]}" | tee "$DIR/report.txt"

@@ -229,13 +229,25 @@ gb_status gb_x3_pack_right_scaled(const float *Z, int64_t K, int64_t m, int64_t 
     int64_t tcol[16];
     for (int64_t c = 0; c < 16; c++) qc[c] = c < w ? (int)((j0 + c) / m) : 0, tcol[c] = c < w ? (j0 + c) % m : 0;
     float v[2][16] __attribute__((aligned(64)));
+    /* the common case: the tile's columns are consecutive targets of one block q */
+    int one_block = qc[0] == qc[w - 1] && tcol[w - 1] == tcol[0] + w - 1;
+    __mmask16 mk = cols_mask(w);
     for (int64_t kk = 0; kk < K; kk += 2) {
-      for (int h = 0; h < 2; h++) {
-        int64_t row = kk + h;
-        for (int64_t c = 0; c < 16; c++)
-          v[h][c] = row < K && c < w ? S[row * k + qc[c]] * Z[row * ldz + tcol[c]] : 0.0f;
+      __m512 r0, r1;
+      if (one_block) {
+        /* masked lanes stay +0 (not -0 from a negative scale): the padding is exactly zero */
+        r0 = _mm512_maskz_mul_ps(mk, _mm512_set1_ps(S[kk * k + qc[0]]), _mm512_maskz_loadu_ps(mk, Z + kk * ldz + tcol[0]));
+        r1 = kk + 1 < K ? _mm512_maskz_mul_ps(mk, _mm512_set1_ps(S[(kk + 1) * k + qc[0]]),
+                                              _mm512_maskz_loadu_ps(mk, Z + (kk + 1) * ldz + tcol[0]))
+                        : _mm512_setzero_ps();
+      } else {
+        for (int h = 0; h < 2; h++) {
+          int64_t row = kk + h;
+          for (int64_t c = 0; c < 16; c++)
+            v[h][c] = row < K && c < w ? S[row * k + qc[c]] * Z[row * ldz + tcol[c]] : 0.0f;
+        }
+        r0 = _mm512_load_ps(v[0]), r1 = _mm512_load_ps(v[1]);
       }
-      __m512 r0 = _mm512_load_ps(v[0]), r1 = _mm512_load_ps(v[1]);
       __m512 a = _mm512_permutex2var_ps(r0, first, r1), b = _mm512_permutex2var_ps(r0, second, r1);
       int64_t at = (jt * kt + kk / 32) * 512 + ((kk % 32) / 2) * 32;
       split32(a, b, out->hi + at, out->lo + at);
