@@ -97,9 +97,11 @@ typedef struct {
    * and fc2, read only by weight gradients, share block 1's slot). Set by the extraction path;
    * a backward pass with weight gradients then recomputes each block's forward first. */
   int lean;
-  /* With lean: W^T of every block's qkv, proj, fc1 and fc2 weights in 64-column panels, made at
-   * the first lean forward pass (lean assumes frozen parameters: the extraction path); the
-   * lean forward runs its products on them with fused bias / residual / GELU epilogues. */
+  /* With lean: every block's qkv, proj, fc1 and fc2 weights as W^T and as W in 64-column
+   * panels, made at the first lean forward pass (lean assumes frozen parameters: the
+   * extraction path). The lean forward runs its products on them with fused bias / residual /
+   * GELU epilogues, the backward (model weights, no weight gradients) with GELU's backward
+   * fused into the fc2 product. */
   float *wt_panels;
   /* optional training hooks (iBOT masked-patch loss, gradbrain/ibot.h), NULL = off:
    * patch_mask (B x N): rows != 0 have their patch embedding replaced by mask_token (dim) right

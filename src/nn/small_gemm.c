@@ -25,6 +25,15 @@ void small_panels(float *dst, const float *w, int rows, int cols) {
   }
 }
 
+void small_panels_copy(float *dst, const float *b, int K, int N) {
+  for (int64_t p = 0; p < (N + 63) / 64; p++) {
+    int n = N - 64 * (int)p < 64 ? N - 64 * (int)p : 64;
+    float *d = dst + p * 64 * K;
+    for (int64_t k = 0; k < K; k++)
+      for (int j = 0; j < 64; j++) d[k * 64 + j] = j < n ? b[k * N + 64 * p + j] : 0.0f;
+  }
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -133,22 +142,28 @@ void small_gemm_panels(int M, int N, int K, const float *A, int64_t lda, const f
                        small_gemm_post_fn post, void *ctx) {
   const float alpha = 1.0f;
   const int64_t sai = lda, sak = 1, ldb = 16 * NV;
-  for (int j0 = 0; j0 < N; j0 += 16 * NV) {
-    int ncol = N - j0 < 16 * NV ? N - j0 : 16 * NV;
-    int nv = (ncol + 15) / 16;
-    __mmask16 last = (__mmask16)(ncol % 16 ? (1u << (ncol % 16)) - 1 : 0xFFFFu);
-    const float *b = Wp + (int64_t)j0 * K; /* panel j0 / 64 */
-    for (int i0 = 0; i0 < M; i0 += MR) {
-      int mr = M - i0 < MR ? M - i0 : MR;
-      const float *a = A + (int64_t)i0 * sai;
-      float *c = C + (int64_t)i0 * ldc + j0;
-      switch (nv) {
-        case 4: TILE_ROWS(4); break;
-        case 3: TILE_ROWS(3); break;
-        case 2: TILE_ROWS(2); break;
-        default: TILE_ROWS(1); break;
+  /* row blocks of ~512 KB of A stay in L2 while every panel streams past them */
+  int mb = (131072 / K) / MR * MR;
+  if (mb < MR) mb = MR;
+  for (int r0 = 0; r0 < M; r0 += mb) {
+    int r1 = M - r0 < mb ? M : r0 + mb;
+    for (int j0 = 0; j0 < N; j0 += 16 * NV) {
+      int ncol = N - j0 < 16 * NV ? N - j0 : 16 * NV;
+      int nv = (ncol + 15) / 16;
+      __mmask16 last = (__mmask16)(ncol % 16 ? (1u << (ncol % 16)) - 1 : 0xFFFFu);
+      const float *b = Wp + (int64_t)j0 * K; /* panel j0 / 64 */
+      for (int i0 = r0; i0 < r1; i0 += MR) {
+        int mr = r1 - i0 < MR ? r1 - i0 : MR;
+        const float *a = A + (int64_t)i0 * sai;
+        float *c = C + (int64_t)i0 * ldc + j0;
+        switch (nv) {
+          case 4: TILE_ROWS(4); break;
+          case 3: TILE_ROWS(3); break;
+          case 2: TILE_ROWS(2); break;
+          default: TILE_ROWS(1); break;
+        }
+        if (post) post(ctx, i0, mr, j0, ncol);
       }
-      if (post) post(ctx, i0, mr, j0, ncol);
     }
   }
 }

@@ -27,6 +27,10 @@ int64_t small_panels_size(int rows, int cols);
 /* W^T of W (rows x cols, row-major) in panels of 64 columns: panel p is the contiguous
  * (cols x 64) row-major block of columns 64p..64p+63 of W^T (zero beyond `rows`). */
 void small_panels(float *dst, const float *w, int rows, int cols);
+/* B (K x N, row-major) in panels of 64 columns: panel p is the contiguous (K x 64) block of
+ * columns 64p..64p+63 (zero beyond N); small_panels_size(N, K) floats. Then A B is
+ * small_gemm_panels(M, N, K, A, lda, panels, ...). */
+void small_panels_copy(float *dst, const float *b, int K, int N);
 /* C (M x N, ldc) = A (M x K, row-major, lda) W^T for W (N x K) given as small_panels(W, N, K),
  * panel by panel (each stays in cache while all rows stream past); then post (may be NULL)
  * on every tile. */

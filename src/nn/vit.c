@@ -322,11 +322,12 @@ static gb_vit_acts acts_from(const gb_vit *m, const gb_vit_acts *s, int b0) {
 
 /* ---- lean forward: products on panelled W^T with fused epilogues (small_gemm.h) ---- */
 
-/* Offsets of block l's four weights inside m->wt_panels. */
+/* Offsets of block l's weights inside m->wt_panels: which = 0..3 for W^T of qkv, proj, fc1,
+ * fc2 (forward products), 4..7 for W itself in panels (backward products dinp = dout W). */
 static int64_t panel_offset(const gb_vit_config *c, int l, int which) {
   int64_t D = c->dim, F = c->mlp_hidden, per = 4 * D * D + 2 * D * F;
   int64_t off[4] = {0, 3 * D * D, 4 * D * D, 4 * D * D + F * D}; /* qkv, proj, fc1, fc2 */
-  return l * per + off[which];
+  return (which >= 4 ? c->depth * per : 0) + l * per + off[which % 4];
 }
 
 /* Builds m->wt_panels once (lean forward; parameters frozen from then on). */
@@ -334,7 +335,7 @@ static gb_status build_panels(gb_vit *m) {
   const gb_vit_config *c = &m->cfg;
   int D = c->dim, F = c->mlp_hidden;
   if (D % 64 || F % 64) return GB_OK; /* panels need whole 64-column blocks; stay on BLAS */
-  int64_t n = (int64_t)c->depth * (4 * (int64_t)D * D + 2 * (int64_t)D * F);
+  int64_t n = 2 * (int64_t)c->depth * (4 * (int64_t)D * D + 2 * (int64_t)D * F);
   m->wt_panels = gb_alloc((size_t)n * sizeof(float), "ViT weight panels");
   if (!m->wt_panels) return GB_ERR_NOMEM;
   for (int l = 0; l < c->depth; l++) {
@@ -343,6 +344,10 @@ static gb_status build_panels(gb_vit *m) {
     small_panels(m->wt_panels + panel_offset(c, l, 1), m->p.proj_w + lD * D, D, D);
     small_panels(m->wt_panels + panel_offset(c, l, 2), m->p.fc1_w + (int64_t)l * F * D, F, D);
     small_panels(m->wt_panels + panel_offset(c, l, 3), m->p.fc2_w + lD * F, D, F);
+    small_panels_copy(m->wt_panels + panel_offset(c, l, 4), m->p.qkv_w + 3 * lD * D, 3 * D, D);
+    small_panels_copy(m->wt_panels + panel_offset(c, l, 5), m->p.proj_w + lD * D, D, D);
+    small_panels_copy(m->wt_panels + panel_offset(c, l, 6), m->p.fc1_w + (int64_t)l * F * D, F, D);
+    small_panels_copy(m->wt_panels + panel_offset(c, l, 7), m->p.fc2_w + lD * F, D, F);
   }
   return GB_OK;
 }
@@ -395,6 +400,35 @@ static void panel_linear(float *out, const float *inp, const float *wp, const fl
                          const float *res, const float *scale, float *act, int quick) {
   epilogue e = {out, OC, bias, res, scale, act, quick};
   small_gemm_panels((int)BT, OC, C, inp, C, wp, out, OC, epilogue_tile, &e);
+}
+
+/* Epilogue of the fc2 backward product: c = dL/d(act) becomes dL/d(fc1) = act'(fc1) c. */
+typedef struct {
+  float *c;
+  const float *pre; /* fc1 */
+  int64_t ld;
+  int quick;
+} act_backward_epilogue;
+
+GB_VEC512 static void act_backward_tile(void *ctx, int i0, int mr, int j0, int n) {
+  const act_backward_epilogue *e = ctx;
+  for (int i = i0; i < i0 + mr; i++) {
+    float *c = e->c + (int64_t)i * e->ld + j0;
+    const float *x = e->pre + (int64_t)i * e->ld + j0;
+    if (e->quick) {
+#pragma omp simd
+      for (int j = 0; j < n; j++) {
+        float sg = 1.0f / (1.0f + gb_fast_expf(-1.702f * x[j]));
+        c[j] *= sg + 1.702f * x[j] * sg * (1.0f - sg);
+      }
+    } else {
+#pragma omp simd
+      for (int j = 0; j < n; j++) {
+        float pdf, cdf = gb_fast_phi(x[j], &pdf);
+        c[j] *= cdf + x[j] * pdf;
+      }
+    }
+  }
 }
 
 /* The lean block forward: same math as block_forward, without the proj and fc2 buffers (the
@@ -575,6 +609,9 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
    * rewritten with BLAS rounding, equal to float precision) */
   if (dp && m->lean) block_forward_blas(m, l, b0, nb);
   int64_t w = m->lean ? 0 : l;
+  /* activation gradients through the model's own weights after a lean forward: the products
+   * on the weight panels (W itself), GELU's backward fused into the fc2 product */
+  int panels = !dp && fb == &m->p && m->lean && m->wt_panels;
   const float *xin = a->x + l * BTD_slot, *ln1 = a->ln1 + w * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot;
   const float *attout = a->attout + w * BTD_slot, *proj = a->proj + w * BTD_slot, *xmid = a->xmid + l * BTD_slot;
   const float *ln2 = a->ln2 + w * BTD_slot, *fc1 = a->fc1 + l * BTF_slot, *act = a->act + w * BTF_slot;
@@ -592,10 +629,16 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   memcpy(dxmid, dxout, (size_t)BT * D * sizeof(float));
   if (ls2) layerscale_backward(dfc2, DP(ls2, lD), dxout, fc2, ls2, BT, D);
   else memcpy(dfc2, dxout, (size_t)BT * D * sizeof(float));
-  linear_backward(dact, DP(fc2_w, lD * F), DP(fc2_b, lD), dfc2, act, fb->fc2_w + lD * F, BT, F, D);
-  if (c->act == GB_ACT_QUICKGELU) quickgelu_backward(dfc1, fc1, dact, BT * F);
-  else gelu_backward(dfc1, fc1, dact, BT * F);
-  linear_backward(dln2, DP(fc1_w, lF * D), DP(fc1_b, lF), dfc1, ln2, fb->fc1_w + lF * D, BT, D, F);
+  if (panels) { /* dfc1 = act'(fc1) (dfc2 W2) as the product's epilogue */
+    act_backward_epilogue e = {dfc1, fc1, F, c->act == GB_ACT_QUICKGELU};
+    small_gemm_panels((int)BT, F, D, dfc2, D, m->wt_panels + panel_offset(c, l, 7), dfc1, F, act_backward_tile, &e);
+    small_gemm_panels((int)BT, D, F, dfc1, F, m->wt_panels + panel_offset(c, l, 6), dln2, D, NULL, NULL);
+  } else {
+    linear_backward(dact, DP(fc2_w, lD * F), DP(fc2_b, lD), dfc2, act, fb->fc2_w + lD * F, BT, F, D);
+    if (c->act == GB_ACT_QUICKGELU) quickgelu_backward(dfc1, fc1, dact, BT * F);
+    else gelu_backward(dfc1, fc1, dact, BT * F);
+    linear_backward(dln2, DP(fc1_w, lF * D), DP(fc1_b, lF), dfc1, ln2, fb->fc1_w + lF * D, BT, D, F);
+  }
   layernorm_backward(dxmid, DP(ln2_w, lD), DP(ln2_b, lD), dln2, xmid, p->ln2_w + lD, a->ln2_mean + l * BT_slot,
                      a->ln2_rstd + l * BT_slot, BT, D);
 
@@ -603,11 +646,13 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   memcpy(dxin, dxmid, (size_t)BT * D * sizeof(float));
   if (ls1) layerscale_backward(dproj, DP(ls1, lD), dxmid, proj, ls1, BT, D);
   else memcpy(dproj, dxmid, (size_t)BT * D * sizeof(float));
-  linear_backward(dattout, DP(proj_w, lD * D), DP(proj_b, lD), dproj, attout, fb->proj_w + lD * D, BT, D, D);
+  if (panels) small_gemm_panels((int)BT, D, D, dproj, D, m->wt_panels + panel_offset(c, l, 5), dattout, D, NULL, NULL);
+  else linear_backward(dattout, DP(proj_w, lD * D), DP(proj_b, lD), dproj, attout, fb->proj_w + lD * D, BT, D, D);
   attention_backward(dqkv, g->att, dattout, qkv, a->att + l * att_slot, nb, T, D, NH);
   if (c->rope) rope_backward(dqkv, m->rope_cos, m->rope_sin, nb, T, 1 + c->n_reg, D, NH);
-  linear_backward(dln1, DP(qkv_w, 3 * lD * D), DP(qkv_b, 3 * lD), dqkv, ln1, fb->qkv_w + 3 * lD * D, BT, D,
-                  3 * D);
+  if (panels) small_gemm_panels((int)BT, D, 3 * D, dqkv, 3 * D, m->wt_panels + panel_offset(c, l, 4), dln1, D, NULL, NULL);
+  else linear_backward(dln1, DP(qkv_w, 3 * lD * D), DP(qkv_b, 3 * lD), dqkv, ln1, fb->qkv_w + 3 * lD * D, BT, D,
+                       3 * D);
   layernorm_backward(dxin, DP(ln1_w, lD), DP(ln1_b, lD), dln1, xin, p->ln1_w + lD, a->ln1_mean + l * BT_slot,
                      a->ln1_rstd + l * BT_slot, BT, D);
 #undef DP
@@ -652,7 +697,9 @@ static void last_block_backward_cls(gb_vit *m, int l, int b0, int nb, const gb_v
   attention_backward_first_row(g->qkv, g->att, dattout, a->qkv + 3 * l * BTD_slot, a->att + l * att_slot, nb, T, D,
                                NH);
   if (c->rope) rope_backward(g->qkv, m->rope_cos, m->rope_sin, nb, T, 1 + c->n_reg, D, NH);
-  linear_backward(g->ln1, NULL, NULL, g->qkv, NULL, fb->qkv_w + 3 * lD * D, BT, D, 3 * D);
+  if (fb == &m->p && m->lean && m->wt_panels)
+    small_gemm_panels((int)BT, D, 3 * D, g->qkv, 3 * D, m->wt_panels + panel_offset(c, l, 4), g->ln1, D, NULL, NULL);
+  else linear_backward(g->ln1, NULL, NULL, g->qkv, NULL, fb->qkv_w + 3 * lD * D, BT, D, 3 * D);
   memset(dxin, 0, (size_t)BT * D * sizeof(float)); /* the residual: dx_mid, nonzero on CLS rows only */
   for (int i = 0; i < nb; i++) memcpy(dxin + (int64_t)i * T * D, dxmid + (int64_t)i * D, (size_t)D * sizeof(float));
   layernorm_backward(dxin, NULL, NULL, g->ln1, xin, p->ln1_w + lD, a->ln1_mean + l * BT_slot, a->ln1_rstd + l * BT_slot,
