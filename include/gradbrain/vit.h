@@ -100,8 +100,7 @@ typedef struct {
   /* With lean: every block's qkv, proj, fc1 and fc2 weights as W^T and as W in 64-column
    * panels, made at the first lean forward pass (lean assumes frozen parameters: the
    * extraction path). The lean forward runs its products on them with fused bias / residual /
-   * GELU epilogues, the backward (model weights, no weight gradients) with GELU's backward
-   * fused into the fc2 product. */
+   * GELU epilogues, the backward (model weights, no weight gradients) on the W panels. */
   float *wt_panels;
   /* optional training hooks (iBOT masked-patch loss, gradbrain/ibot.h), NULL = off:
    * patch_mask (B x N): rows != 0 have their patch embedding replaced by mask_token (dim) right

@@ -402,35 +402,6 @@ static void panel_linear(float *out, const float *inp, const float *wp, const fl
   small_gemm_panels((int)BT, OC, C, inp, C, wp, out, OC, epilogue_tile, &e);
 }
 
-/* Epilogue of the fc2 backward product: c = dL/d(act) becomes dL/d(fc1) = act'(fc1) c. */
-typedef struct {
-  float *c;
-  const float *pre; /* fc1 */
-  int64_t ld;
-  int quick;
-} act_backward_epilogue;
-
-GB_VEC512 static void act_backward_tile(void *ctx, int i0, int mr, int j0, int n) {
-  const act_backward_epilogue *e = ctx;
-  for (int i = i0; i < i0 + mr; i++) {
-    float *c = e->c + (int64_t)i * e->ld + j0;
-    const float *x = e->pre + (int64_t)i * e->ld + j0;
-    if (e->quick) {
-#pragma omp simd
-      for (int j = 0; j < n; j++) {
-        float sg = 1.0f / (1.0f + gb_fast_expf(-1.702f * x[j]));
-        c[j] *= sg + 1.702f * x[j] * sg * (1.0f - sg);
-      }
-    } else {
-#pragma omp simd
-      for (int j = 0; j < n; j++) {
-        float pdf, cdf = gb_fast_phi(x[j], &pdf);
-        c[j] *= cdf + x[j] * pdf;
-      }
-    }
-  }
-}
-
 /* The lean block forward: same math as block_forward, without the proj and fc2 buffers (the
  * residual sums are the products' epilogues) and without a separate GELU pass. */
 static void block_forward_lean(gb_vit *m, int l, int b0, int nb) {
@@ -610,7 +581,7 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   if (dp && m->lean) block_forward_blas(m, l, b0, nb);
   int64_t w = m->lean ? 0 : l;
   /* activation gradients through the model's own weights after a lean forward: the products
-   * on the weight panels (W itself), GELU's backward fused into the fc2 product */
+   * on the weight panels (W itself) */
   int panels = !dp && fb == &m->p && m->lean && m->wt_panels;
   const float *xin = a->x + l * BTD_slot, *ln1 = a->ln1 + w * BTD_slot, *qkv = a->qkv + 3 * l * BTD_slot;
   const float *attout = a->attout + w * BTD_slot, *proj = a->proj + w * BTD_slot, *xmid = a->xmid + l * BTD_slot;
@@ -629,16 +600,14 @@ static void block_backward(gb_vit *m, int l, int b0, int nb, gb_vit_params *dp, 
   memcpy(dxmid, dxout, (size_t)BT * D * sizeof(float));
   if (ls2) layerscale_backward(dfc2, DP(ls2, lD), dxout, fc2, ls2, BT, D);
   else memcpy(dfc2, dxout, (size_t)BT * D * sizeof(float));
-  if (panels) { /* dfc1 = act'(fc1) (dfc2 W2) as the product's epilogue */
-    act_backward_epilogue e = {dfc1, fc1, F, c->act == GB_ACT_QUICKGELU};
-    small_gemm_panels((int)BT, F, D, dfc2, D, m->wt_panels + panel_offset(c, l, 7), dfc1, F, act_backward_tile, &e);
-    small_gemm_panels((int)BT, D, F, dfc1, F, m->wt_panels + panel_offset(c, l, 6), dln2, D, NULL, NULL);
-  } else {
-    linear_backward(dact, DP(fc2_w, lD * F), DP(fc2_b, lD), dfc2, act, fb->fc2_w + lD * F, BT, F, D);
-    if (c->act == GB_ACT_QUICKGELU) quickgelu_backward(dfc1, fc1, dact, BT * F);
-    else gelu_backward(dfc1, fc1, dact, BT * F);
-    linear_backward(dln2, DP(fc1_w, lF * D), DP(fc1_b, lF), dfc1, ln2, fb->fc1_w + lF * D, BT, D, F);
-  }
+  /* (GELU's backward as a separate streaming pass: fused into the product's epilogue it read
+   * fc1 in 6-row tiles from memory and was measured 2x slower) */
+  if (panels) small_gemm_panels((int)BT, F, D, dfc2, D, m->wt_panels + panel_offset(c, l, 7), dact, F, NULL, NULL);
+  else linear_backward(dact, DP(fc2_w, lD * F), DP(fc2_b, lD), dfc2, act, fb->fc2_w + lD * F, BT, F, D);
+  if (c->act == GB_ACT_QUICKGELU) quickgelu_backward(dfc1, fc1, dact, BT * F);
+  else gelu_backward(dfc1, fc1, dact, BT * F);
+  if (panels) small_gemm_panels((int)BT, D, F, dfc1, F, m->wt_panels + panel_offset(c, l, 6), dln2, D, NULL, NULL);
+  else linear_backward(dln2, DP(fc1_w, lF * D), DP(fc1_b, lF), dfc1, ln2, fb->fc1_w + lF * D, BT, D, F);
   layernorm_backward(dxmid, DP(ln2_w, lD), DP(ln2_b, lD), dln2, xmid, p->ln2_w + lD, a->ln2_mean + l * BT_slot,
                      a->ln2_rstd + l * BT_slot, BT, D);
 
