@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
   if (argc > 5) c.n_local = atoi(argv[5]);
   c.iters = 1000;
   c.warmup_iters = 0; /* a real lr from the first step */
+  c.koleo_weight = 0;  /* the peer's loss: DINO only (the vit-tiny default adds KoLeo) */
   gb_trainer t;
   if (gb_trainer_create(&t, &c, NULL, NULL) != GB_OK) {
     fprintf(stderr, "%s\n", gb_errmsg());

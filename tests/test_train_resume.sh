@@ -39,6 +39,20 @@ if "$GB_BIN" train "${common[@]/--seed/--seed}" --lr 1e-3 --out "$T/B" --resume 
   echo "FAIL: resumed with a different --lr"; exit 1
 fi
 grep -q "different options" "$T/err" || { echo "FAIL: unclear message"; cat "$T/err"; exit 1; }
+# the step is data-parallel over a fixed number of shards: one thread gives the same bits as two
+# (and the photometric augmentation, seeded per crop, resumes exactly too)
+one=("${common[@]}")
+for i in "${!one[@]}"; do [ "${one[$i]}" = "--threads" ] && one[$((i + 1))]=1; done
+"$GB_BIN" train "${one[@]}" --out "$T/C"
+cmp "$T/A/ckpt_000006.safetensors" "$T/C/ckpt_000006.safetensors" || { echo "FAIL: 1 thread differs from 2"; exit 1; }
+"$GB_BIN" train "${common[@]}" --photometric dino --out "$T/P1"
+"$GB_BIN" train "${common[@]}" --photometric dino --out "$T/P2" --stop-at 3
+"$GB_BIN" train "${common[@]}" --photometric dino --out "$T/P2" --resume
+cmp "$T/P1/ckpt_000006.safetensors" "$T/P2/ckpt_000006.safetensors" || { echo "FAIL: photometric resume differs"; exit 1; }
+if cmp -s "$T/A/ckpt_000006.safetensors" "$T/P1/ckpt_000006.safetensors"; then
+  echo "FAIL: --photometric dino changed nothing"; exit 1
+fi
+echo "1 and 2 threads bit-identical; photometric resume bit-identical"
 # the teacher checkpoint is a model the extraction loader reads without flags
 /usr/bin/python3 - "$T/A" <<'P'
 import json, struct, sys

@@ -12,7 +12,7 @@
  *     is (seed, i): that is what a checkpoint records for an exact --resume.
  *   - teacher targets: softmax((t - center) / tt) with center an EMA (momentum 0.9) of the
  *     batch-mean teacher logits, or Sinkhorn-Knopp (3 iterations) over the teacher batch;
- *     tt warms up linearly 0.04 -> 0.07; student temperature 0.1.
+ *     tt warms up linearly 0.04 -> 0.07 (vit-tiny default: constant 0.04); student temperature 0.1.
  *   - loss = mean over pairs (teacher global crop c, student crop v != c) of the batch-mean
  *     cross-entropy -sum_k p_tk log softmax(s/ts)_k; + koleo_w * sum over global crops of
  *     KoLeo (-mean log nearest-neighbour distance of L2-normalized student CLS) if enabled.
@@ -21,7 +21,9 @@
  *     (3.0) of the backbone and of the head separately (as DINOv2); the k-projection bias is
  *     kept at zero (DINOv3 masks it; it has no effect under softmax).
  *   - optional iBOT masked-patch loss (ibot_weight > 0; gradbrain/ibot.h).
- *   Not implemented: colour jitter, weight-normed last layer.
+ *   - optional photometric augmentation (--photometric dino): DINO's colour jitter, grayscale,
+ *     blur and solarization, seeded per crop (gb_photometric_augment).
+ *   Not implemented: weight-normed last layer.
  *
  * Checkpoint directory CKPT_DIR (written by gb_train_run, every save_every iterations):
  *   config.json                      HF DINOv3ViTModel config (model_type "dinov3_vit"), so

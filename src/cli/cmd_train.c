@@ -32,15 +32,15 @@ static void help(void) {
          "  --min-lr X               final learning rate (default 1e-6)\n"
          "  --warmup N               lr warm-up iterations (default 10%% of --iters)\n"
          "  --wd A:B                 weight decay cosine A -> B (default 0.04:0.4)\n"
-         "  --momentum A:B           teacher EMA momentum cosine A -> B (default 0.992:1)\n"
-         "  --teacher-temp A:B       teacher temperature warm-up A -> B (default 0.04:0.07)\n"
+         "  --momentum A:B           teacher EMA momentum cosine A -> B (default 0.95:1 tiny, 0.992:1)\n"
+         "  --teacher-temp A:B       teacher temperature warm-up A -> B (default 0.04:0.04 tiny, 0.04:0.07)\n"
          "  --teacher-temp-warmup N  its length (default 30%% of --iters)\n"
          "  --student-temp X         (default 0.1)\n"
          "  --centering ema|sinkhorn teacher centering (default ema, momentum 0.9)\n"
          "  --clip X                 gradient-norm clipping (default 3.0)\n"
          "  --photometric dino|none  DINO's colour jitter, grayscale, blur, solarization per crop\n"
-         "                           (seeded per crop; default none)\n"
-         "  --koleo W                KoLeo regularizer weight (default 0 = off; DINOv2 uses 0.1)\n"
+         "                           (seeded per crop; default dino for vit-tiny, none otherwise)\n"
+         "  --koleo W                KoLeo regularizer weight (default 0.1 tiny, else 0 = off; DINOv2: 0.1)\n"
          "  --ibot W                 iBOT masked-patch loss weight (default 0 = off; DINOv2 uses 1): a\n"
          "                           fraction of the global crops get block-wise masks, masked patches\n"
          "                           are a learned mask token for the student, the shared DINO head on\n"
@@ -63,7 +63,7 @@ static void help(void) {
          "  --stop-at N              stop after iteration N (as if interrupted; continue with --resume)\n"
          "  --overwrite              start again in a CKPT_DIR that holds checkpoints\n"
          "  --threads N, --quiet\n\n"
-         "Not implemented: iBOT with Sinkhorn-Knopp centering, colour jitter, weight-normed last layer.\n");
+         "Not implemented: iBOT with Sinkhorn-Knopp centering, weight-normed last layer.\n");
 }
 
 static int pair(cli_args *a, const char *name, double *x, double *y) {
@@ -100,7 +100,7 @@ int cmd_train(int argc, char **argv) {
       cli_int(&a, "--image-size", is_tiny ? 80 : 256, &isz) || cli_int(&a, "--knn-every", 0, &knn) ||
       cli_int(&a, "--n-eval", 500, &neval) || cli_int(&a, "--stop-at", 0, &stop_at) || cli_double(&a, "--lr", c.lr, &lr) ||
       cli_double(&a, "--min-lr", c.min_lr, &min_lr) || cli_double(&a, "--student-temp", c.student_temp, &st) ||
-      cli_double(&a, "--clip", c.clip, &clip) || cli_double(&a, "--koleo", 0.0, &koleo) ||
+      cli_double(&a, "--clip", c.clip, &clip) || cli_double(&a, "--koleo", c.koleo_weight, &koleo) ||
       cli_double(&a, "--ibot", 0.0, &ibot) || cli_double(&a, "--ibot-mask-prob", c.ibot_mask_prob, &ibot_prob) ||
       pair(&a, "--ibot-ratio", &c.ibot_ratio[0], &c.ibot_ratio[1]) ||
       pair(&a, "--wd", &c.wd0, &c.wd1) || pair(&a, "--momentum", &c.mom0, &c.mom1) ||
