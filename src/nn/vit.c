@@ -335,6 +335,7 @@ static gb_status build_panels(gb_vit *m) {
   const gb_vit_config *c = &m->cfg;
   int D = c->dim, F = c->mlp_hidden;
   if (D % 64 || F % 64) return GB_OK; /* panels need whole 64-column blocks; stay on BLAS */
+  if (gb_nn_precision() == GB_NN_BF16X3) return GB_OK; /* products in bf16x3 via linear.c (linear_x3.c) */
   int64_t n = 2 * (int64_t)c->depth * (4 * (int64_t)D * D + 2 * (int64_t)D * F);
   m->wt_panels = gb_alloc((size_t)n * sizeof(float), "ViT weight panels");
   if (!m->wt_panels) return GB_ERR_NOMEM;

@@ -1,5 +1,6 @@
 /* Extraction pipeline: images -> ViT forward (+ objective + backward) -> pooled taps -> F.h5. */
 #include "gradbrain/extract.h"
+#include "gradbrain/nn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -422,6 +423,7 @@ static gb_status run(const gb_extract_opts *o, run_state *r) {
   KV("objective", "%s", need_bwd ? gb_objective_name(o->objective) : "none");
   KV("pool", "%s", gb_pool_name(o->pool));
   KV("views", "%s", o->views_augment ? "augment" : "identity");
+  KV("linear_precision", "%s", gb_nn_precision() == GB_NN_BF16X3 ? "bf16x3 (AMX tiles, two bfloat16 terms per operand)" : "float32");
   KV("seed", "%llu", (unsigned long long)o->seed);
   KV("image_size", "%d", o->image_size);
   KV("layers", "%s", o->layers);
