@@ -116,6 +116,15 @@ static void store_edge(const float *buf, float *C, int64_t ldc, int64_t rows, in
   for (int64_t i = 0; i < rows; i++) memcpy(C + i * ldc, buf + i * 16, (size_t)cols * sizeof(float));
 }
 
+/* the 2 x 2 block of products: C tiles 0-3 += A tiles 4-5 x B tiles 6-7 */
+#define DP_2X2()              \
+  do {                        \
+    _tile_dpbf16ps(0, 4, 6);  \
+    _tile_dpbf16ps(1, 4, 7);  \
+    _tile_dpbf16ps(2, 5, 6);  \
+    _tile_dpbf16ps(3, 5, 7);  \
+  } while (0)
+
 void gb_x3_gemm(const gb_x3_left *A, int64_t row0, int64_t nrows, const gb_x3_right *B, float *C, int64_t ldc) {
   const int64_t N = B->N, kt = A->Kp / 32; /* k blocks */
   const int64_t ncb = (N + 31) / 32;
@@ -138,28 +147,19 @@ void gb_x3_gemm(const gb_x3_left *A, int64_t row0, int64_t nrows, const gb_x3_ri
         _tile_zero(3);
         for (int64_t kb = 0; kb < kt; kb++) {
           int64_t o = kb * 512;
-          _tile_loadd(4, ah0 + o, 64);
+          _tile_loadd(4, ah0 + o, 64); /* A_hi B_hi */
           _tile_loadd(5, ah1 + o, 64);
           _tile_loadd(6, bh0 + o, 64);
           _tile_loadd(7, bh1 + o, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-          _tile_loadd(6, bl0 + o, 64);
+          DP_2X2();
+          _tile_loadd(6, bl0 + o, 64); /* A_hi B_lo */
           _tile_loadd(7, bl1 + o, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-          _tile_loadd(4, al0 + o, 64);
+          DP_2X2();
+          _tile_loadd(4, al0 + o, 64); /* A_lo B_hi */
           _tile_loadd(5, al1 + o, 64);
           _tile_loadd(6, bh0 + o, 64);
           _tile_loadd(7, bh1 + o, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
+          DP_2X2();
         }
         int64_t r0 = nrows - i0, c0 = N - j0;
         int full = r0 >= 32 && c0 >= 32;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "gradbrain/svg.h"
+#include "gradbrain/textfile.h"
 
 static const char *const MODELS[4] = {"forward", "joint", "residual", "signal"};
 static const char *const MODEL_COLOR[4] = {"#0072B2", "#009E73", "#D55E00", "#CC79A7"};
@@ -708,34 +709,12 @@ static const char *CHECK_JS =
     "if(!ok)bad++;}document.body.setAttribute('data-figures',f.length);document.body.setAttribute('data-empty-figures',bad);"
     "})();</script>";
 
-static gb_status read_file(const char *path, char **out) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return gb_fail(GB_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  if (n < 0 || n > (1L << 30)) {
-    fclose(f);
-    return gb_fail(GB_ERR_FORMAT, "%s: unexpected size %ld", path, n);
-  }
-  char *b = malloc((size_t)n + 1);
-  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    fclose(f);
-    return gb_fail(GB_ERR_IO, "cannot read %s", path);
-  }
-  b[n] = 0;
-  fclose(f);
-  *out = b;
-  return GB_OK;
-}
-
 gb_status gb_report(const gb_report_config *c, const char *out_html) {
   struct stat sb;
   if (!c->overwrite && stat(out_html, &sb) == 0)
     return gb_fail(GB_ERR_EXISTS, "output %s already exists (remove it or pass --overwrite)", out_html);
   char *txt = NULL;
-  GB_TRY(read_file(c->analysis_path, &txt));
+  GB_TRY(gb_read_text_file(c->analysis_path, &txt));
   cJSON *A = cJSON_Parse(txt);
   free(txt);
   if (!A) return gb_fail(GB_ERR_FORMAT, "%s: not valid JSON (near: %.40s)", c->analysis_path, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "?");

@@ -13,24 +13,9 @@
 #include "gradbrain/log.h"
 #include "gradbrain/safetensors.h"
 #include "gradbrain/sha256.h"
+#include "gradbrain/textfile.h"
 
 /* ---- checkpoint objective state ---- */
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = n >= 0 && n < (1L << 30) ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
-}
 
 /* dir/ckpt_XXXXXX from any dir/ckpt_XXXXXX* path; 0 if the name does not have that form. */
 static int ckpt_prefix(const char *path, char *out, size_t n) {
@@ -60,8 +45,8 @@ gb_status gb_ckpt_objective_read(const char *path, gb_ckpt_objective *c) {
     return gb_fail(GB_ERR_ARG, "--center-from %s: expected a training checkpoint ckpt_XXXXXX.json (or another ckpt_XXXXXX.* file beside it)", path);
   snprintf(c->json_path, sizeof c->json_path, "%s.json", prefix);
   snprintf(c->state_path, sizeof c->state_path, "%s.state.safetensors", prefix);
-  char *txt = slurp(c->json_path);
-  if (!txt) return gb_fail(GB_ERR_IO, "%s: cannot read the checkpoint JSON", c->json_path);
+  char *txt = NULL;
+  GB_TRY(gb_read_text_file(c->json_path, &txt));
   cJSON *o = cJSON_Parse(txt);
   free(txt);
   const cJSON *it = jget(o, "iteration"), *nx = jget(o, "next_schedule"), *cf = jget(o, "config");

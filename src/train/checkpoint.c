@@ -11,6 +11,7 @@
 #include "gradbrain/arena.h"
 #include "gradbrain/ibot.h"
 #include "gradbrain/safetensors.h"
+#include "gradbrain/textfile.h"
 #include "gradbrain/train.h"
 
 typedef struct {
@@ -277,29 +278,13 @@ gb_status gb_trainer_save(const gb_trainer *t, const char *dir, const char *hist
   return s;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = n >= 0 && n < (1L << 30) ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  if (b) b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 gb_status gb_trainer_load(gb_trainer *t, const char *dir, int64_t it, char **history_json) {
   const gb_train_config *c = &t->cfg;
   char path[4096];
   if (history_json) *history_json = NULL;
   gb_ckpt_path(path, sizeof path, dir, it, ".json");
-  char *txt = slurp(path);
-  if (!txt) return gb_fail(GB_ERR_IO, "%s: cannot read checkpoint JSON", path);
+  char *txt = NULL;
+  GB_TRY(gb_read_text_file(path, &txt));
   cJSON *o = cJSON_Parse(txt);
   free(txt);
   if (!cJSON_IsObject(o)) {
