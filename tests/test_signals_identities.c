@@ -282,8 +282,11 @@ int main(void) {
     compute(&r, GB_RULE_PC, NULL);
     double worst = 0;
     for (int l = 1; l <= DEPTH; l++) worst = fmax(worst, rel_err(tap(&r, l), -1.0, f.bp + l * f.slot, f.rows));
-    snprintf(msg, sizeof msg, "D. pc exact limit (beta 1, n = depth) = -backprop (max rel L2 error %.2e <= 1e-6)", worst);
-    check(worst <= 1e-6, msg);
+    /* 1e-5 as at beta 0.1: the backprop reference runs the extraction path's panel kernels and
+     * pc the BLAS products, so the float32 sums differ in order through DEPTH blocks (1.1e-6
+     * seen under the ASan build); a wrong identity is off by O(1). */
+    snprintf(msg, sizeof msg, "D. pc exact limit (beta 1, n = depth) = -backprop (max rel L2 error %.2e <= 1e-5)", worst);
+    check(worst <= 1e-5, msg);
     r.opt.pc_beta = 0.1;
     compute(&r, GB_RULE_PC, NULL);
     worst = 0;
