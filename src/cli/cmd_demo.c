@@ -177,6 +177,15 @@ int cmd_demo(int argc, char **argv) {
   tc.save_every = iters >= 4 ? iters / 4 : 1;
   tc.batch = 16;
   tc.n_local = 2;
+  /* the demo's 60 iterations: DINO's standard schedule (slow teacher, temperature warm-up,
+   * no KoLeo or photometric augmentation), not vit-tiny's defaults tuned for k-NN accuracy
+   * after hundreds of iterations. Measured (seed 0): with those defaults the summary's fMRI
+   * residual order came out -0.26 (planted: +1); with these settings all four planted orders
+   * are recovered (+1, -1, +1, +1) */
+  tc.mom0 = 0.992;
+  tc.teacher_temp1 = 0.07;
+  tc.koleo_weight = 0;
+  tc.photometric = 0;
   tc.seed = (uint64_t)seed;
   gb_train_opts to = {.images = "procedural", .out_dir = path_in(&d, "checkpoints", p2, sizeof p2), .n_images = 1000,
                       .categories = 8, .image_size = 64, .cmdline = a.cmdline};
