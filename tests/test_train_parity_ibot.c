@@ -29,48 +29,11 @@
 #include "gradbrain/train.h"
 #include "gradbrain/vit.h"
 #include "npy_fixture.h"
+#include "train_parity.h"
 
 /* the geometry of train_ref.py's case (checked against its case.json) */
 enum { REF_G = 2, REF_B = 4, REF_GS = 16, REF_P = 4, STEPS = 3 };
 static const double REF_MASK_PROB = 0.75;
-
-static int failures = 0;
-
-static double rel_l2(const char *what, const float *c, const float *r, int64_t n, double tol) {
-  double dn = 0, rn = 0, dmax = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = (double)c[i] - r[i];
-    dn += d * d;
-    rn += (double)r[i] * r[i];
-    if (fabs(d) > dmax) dmax = fabs(d);
-  }
-  double rel = rn > 0 ? sqrt(dn / rn) : sqrt(dn);
-  int bad = !(rel <= tol);
-  printf("    %-22s rel L2 %.2e  max|diff| %.2e  (tol %.0e)%s\n", what, rel, dmax, tol, bad ? "  FAIL" : "");
-  failures += bad;
-  return rel;
-}
-
-static double jnum(const cJSON *o, const char *k) {
-  const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-  if (!cJSON_IsNumber(j)) {
-    fprintf(stderr, "case.json: missing number '%s'\n", k);
-    exit(1);
-  }
-  return j->valuedouble;
-}
-
-static void head_flat(const gb_vit_heads *h, const gb_dhead_config *c, float *out) {
-  gb_dhead_params p;
-  gb_dhead_layout(c, out, &p);
-  memcpy(p.w0, h->dino_w[0], (size_t)c->hidden * c->in * 4);
-  memcpy(p.b0, h->dino_b[0], (size_t)c->hidden * 4);
-  memcpy(p.w1, h->dino_w[1], (size_t)c->hidden * c->hidden * 4);
-  memcpy(p.b1, h->dino_b[1], (size_t)c->hidden * 4);
-  memcpy(p.w2, h->dino_w[2], (size_t)c->bottleneck * c->hidden * 4);
-  memcpy(p.b2, h->dino_b[2], (size_t)c->bottleneck * 4);
-  memcpy(p.last, h->dino_last, (size_t)c->k * c->bottleneck * 4);
-}
 
 static int run_case(const char *src, const char *name) {
   char dir[] = "/tmp/gb_train_ibot_XXXXXX", cmd[4096], path[4096];
