@@ -56,27 +56,7 @@ static void run_case(const char *src, const char *name) {
   gb_train_config_default(&c, "vit-tiny");
   c.vit = init->cfg;
   c.head = (gb_dhead_config){init->cfg.dim, heads.dino_hidden, heads.dino_bottleneck, heads.dino_k};
-  c.batch = (int)jnum(cj, "batch");
-  c.n_global = (int)jnum(cj, "n_global");
-  c.n_local = (int)jnum(cj, "n_local");
-  c.global_size = (int)jnum(cj, "global_size");
-  c.local_size = (int)jnum(cj, "local_size");
-  c.iters = (int64_t)jnum(cj, "iters");
-  c.warmup_iters = (int64_t)jnum(cj, "warmup");
-  c.teacher_temp_warmup = (int64_t)jnum(cj, "tt_warmup");
-  c.lr = jnum(cj, "lr");
-  c.min_lr = jnum(cj, "min_lr");
-  c.wd0 = jnum(cj, "wd0");
-  c.wd1 = jnum(cj, "wd1");
-  c.mom0 = jnum(cj, "mom0");
-  c.mom1 = jnum(cj, "mom1");
-  c.teacher_temp0 = jnum(cj, "tt0");
-  c.teacher_temp1 = jnum(cj, "tt1");
-  c.student_temp = jnum(cj, "ts");
-  c.center_momentum = jnum(cj, "center_m");
-  c.clip = jnum(cj, "clip");
-  c.koleo_weight = jnum(cj, "koleo");
-  c.sinkhorn = (int)jnum(cj, "sinkhorn");
+  case_config(&c, cj);
   int steps = (int)jnum(cj, "steps");
   cJSON_Delete(cj);
 

@@ -1,6 +1,6 @@
 /* Shared pieces of the training-step parity tests (test_train_parity*.c): relative L2
- * comparison of parameter groups (counts failures), numbers from train_ref.py's case.json,
- * and a loaded file's DINO head flattened into the trainer's layout. */
+ * comparison of parameter groups (counts failures), numbers and settings from train_ref.py's
+ * case.json, and a loaded file's DINO head flattened into the trainer's layout. */
 #ifndef GRADBRAIN_TESTS_TRAIN_PARITY_H
 #define GRADBRAIN_TESTS_TRAIN_PARITY_H
 
@@ -38,6 +38,31 @@ static double jnum(const cJSON *o, const char *k) {
     exit(1);
   }
   return j->valuedouble;
+}
+
+/* The schedule and step settings of train_ref.py's case.json, into c. */
+static void case_config(gb_train_config *c, const cJSON *cj) {
+  c->batch = (int)jnum(cj, "batch");
+  c->n_global = (int)jnum(cj, "n_global");
+  c->n_local = (int)jnum(cj, "n_local");
+  c->global_size = (int)jnum(cj, "global_size");
+  c->local_size = (int)jnum(cj, "local_size");
+  c->iters = (int64_t)jnum(cj, "iters");
+  c->warmup_iters = (int64_t)jnum(cj, "warmup");
+  c->teacher_temp_warmup = (int64_t)jnum(cj, "tt_warmup");
+  c->lr = jnum(cj, "lr");
+  c->min_lr = jnum(cj, "min_lr");
+  c->wd0 = jnum(cj, "wd0");
+  c->wd1 = jnum(cj, "wd1");
+  c->mom0 = jnum(cj, "mom0");
+  c->mom1 = jnum(cj, "mom1");
+  c->teacher_temp0 = jnum(cj, "tt0");
+  c->teacher_temp1 = jnum(cj, "tt1");
+  c->student_temp = jnum(cj, "ts");
+  c->center_momentum = jnum(cj, "center_m");
+  c->clip = jnum(cj, "clip");
+  c->koleo_weight = jnum(cj, "koleo");
+  c->sinkhorn = (int)jnum(cj, "sinkhorn");
 }
 
 /* Flattened head parameters of a loaded file, in the trainer's layout. */

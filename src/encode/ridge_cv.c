@@ -238,7 +238,7 @@ static gb_status basis_sse(const gb_ridge_decomp *d, const float *A, int64_t n_r
         for (int64_t t = 0; t < m; t++) Zall[j * km + q * m + t] = S[j * k + q] * Z[j * m + t];
   }
   int nt = omp_get_max_threads();
-  M = gb_calloc((size_t)(nb * ldm) * 4, "basis fits");
+  M = gb_alloc((size_t)(nb * ldm) * 4, "basis fits"); /* every column read is written first */
   acc = gb_alloc((size_t)nt * n_alpha * LOO_TC * sizeof(float), "error sums");
   if (!M || !acc) {
     st = GB_ERR_NOMEM;
