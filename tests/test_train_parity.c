@@ -67,9 +67,8 @@ static void run_case(const char *src, const char *name) {
     return;
   }
   int64_t nl;
-  float *ref_losses64 = NULL;
-  (void)ref_losses64;
   float *ref_loss = load_npy(dir, "losses.npy", &nl);
+  float *ref_ent = load_npy(dir, "entropies.npy", NULL); /* (steps, 2): H(P) per crop, H(mean P) */
   for (int s = 0; s < steps; s++) {
     char gn[64], ln[64];
     snprintf(gn, sizeof gn, "global_%d.npy", s);
@@ -85,6 +84,13 @@ static void run_case(const char *src, const char *name) {
     printf("    step %d loss C %.7f  ref %.7f  rel %.1e  (grad norms %.3f / %.3f, clip %.2f)%s\n", s, st.loss,
            ref_loss[s], rel, st.grad_norm_backbone, st.grad_norm_head, c.clip, rel <= 1e-5 ? "" : "  FAIL");
     failures += !(rel <= 1e-5);
+    double got[2] = {st.teacher_entropy, st.teacher_batch_entropy};
+    for (int e = 0; e < 2; e++) { /* float32 targets summed in double: ~1e-7 relative */
+      double er = fabs(got[e] - ref_ent[2 * s + e]) / fabs(ref_ent[2 * s + e]);
+      printf("    step %d %s C %.7f  ref %.7f  rel %.1e%s\n", s, e ? "H(mean P)" : "mean H(P)", got[e],
+             ref_ent[2 * s + e], er, er <= 1e-5 ? "" : "  FAIL");
+      failures += !(er <= 1e-5);
+    }
     free(gl);
     free(lo);
   }
@@ -127,6 +133,7 @@ static void run_case(const char *src, const char *name) {
     free(rc);
   }
   free(ref_loss);
+  free(ref_ent);
   gb_trainer_free(&t);
   gb_vit_free(init);
   gb_vit_heads_free(&heads);

@@ -125,6 +125,8 @@ double gb_dino_multicrop_loss(const float *P, const float *S, float *dS, int n_t
                               float student_temp);
 /* KoLeo loss of n feature rows f (n x d): -mean_i log(|x_i - x_nn(i)| + 1e-8) with x the
  * L2-normalized rows; df (n x d) += weight * gradient. Returns the (unweighted) loss. */
+/* Mean row entropy of targets P (rows x k) and entropy of their row mean, in nats. */
+void gb_dino_target_entropy(const float *P, int rows, int k, double *row_mean, double *batch_mean);
 double gb_koleo_loss(const float *f, int n, int d, float weight, float *df);
 
 /* ---- AdamW and schedules ---- */
@@ -215,6 +217,10 @@ typedef struct {
   double loss, dino, koleo, grad_norm_backbone, grad_norm_head;
   gb_train_sched sched;
   double ibot;              /* iBOT loss (unweighted; 0 when off) */
+  /* collapse monitors (DINO paper, sec. 5.3): mean entropy of the teacher targets per crop
+   * (ln K = uniform collapse, 0 = one-hot) and entropy of their batch mean (0 = every crop on
+   * the same prototype); the DINO loss is their first term plus the student's mean KL */
+  double teacher_entropy, teacher_batch_entropy;
 } gb_train_stats;
 
 /* A parameter group: params, gradients, AdamW moments, decay mask (all n long). */

@@ -53,6 +53,23 @@ void gb_dino_teacher_sinkhorn(float *P, const float *t, int rows, int k, float t
   free(acc);
 }
 
+void gb_dino_target_entropy(const float *P, int rows, int k, double *row_mean, double *batch_mean) {
+  double hr = 0, hb = 0;
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < k; j++) {
+      double p = P[(int64_t)i * k + j];
+      if (p > 0) hr -= p * log(p);
+    }
+  for (int j = 0; j < k; j++) {
+    double m = 0;
+    for (int i = 0; i < rows; i++) m += P[(int64_t)i * k + j];
+    m /= rows;
+    if (m > 0) hb -= m * log(m);
+  }
+  *row_mean = hr / rows;
+  *batch_mean = hb;
+}
+
 double gb_dino_multicrop_loss(const float *P, const float *S, float *dS, int n_teacher, int n_student, int B, int k,
                               float student_temp) {
   int npairs = 0;

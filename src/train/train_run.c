@@ -324,6 +324,8 @@ gb_status gb_train_run(const gb_train_config *c, const gb_train_opts *o) {
     cJSON_AddNumberToObject(e, "it", (double)t.it);
     cJSON_AddNumberToObject(e, "loss", st.loss);
     cJSON_AddNumberToObject(e, "dino", st.dino);
+    cJSON_AddNumberToObject(e, "teacher_entropy", st.teacher_entropy);
+    cJSON_AddNumberToObject(e, "teacher_batch_entropy", st.teacher_batch_entropy);
     if (c->koleo_weight > 0) cJSON_AddNumberToObject(e, "koleo", st.koleo);
     if (c->ibot_weight > 0) cJSON_AddNumberToObject(e, "ibot", st.ibot);
     cJSON_AddNumberToObject(e, "lr", st.sched.lr);

@@ -407,6 +407,7 @@ gb_status gb_trainer_step(gb_trainer *t, const float *global, const float *local
   gb_dhead_forward(&c->head, &t->thead, &t->tacts, t->tfeat, G * B, t->tlog);
   if (c->sinkhorn) gb_dino_teacher_sinkhorn(t->P, t->tlog, G * B, K, (float)s.sched.teacher_temp, 3);
   else gb_dino_teacher_softmax(t->P, t->tlog, t->center, G * B, K, (float)s.sched.teacher_temp);
+  gb_dino_target_entropy(t->P, G * B, K, &s.teacher_entropy, &s.teacher_batch_entropy);
 
   gb_dhead_forward(&c->head, &t->shead, &t->sacts, t->feat, S, t->slog);
   s.dino = gb_dino_multicrop_loss(t->P, t->slog, t->dslog, G, G + L, B, K, (float)c->student_temp);

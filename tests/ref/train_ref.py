@@ -187,7 +187,7 @@ def main():
     pcenter = torch.zeros(K)
     npre = 1 + c["n_reg"]
     rng = np.random.default_rng(7)
-    losses = []
+    losses, entropies = [], []
     for step in range(STEPS):
         gl = rng.standard_normal((G * B, 3, opt["global_size"], opt["global_size"])).astype(np.float32)
         lo = rng.standard_normal((L * B, 3, opt["local_size"], opt["local_size"])).astype(np.float32)
@@ -265,9 +265,13 @@ def main():
             if opt["ibot"] and tlp.shape[0] > 0:
                 pcenter = pcenter * opt["center_m"] + tlp.mean(dim=0) * (1 - opt["center_m"])
         losses.append(loss.item())
+        Pm = P.mean(dim=0)  # collapse monitors: mean target entropy, entropy of the batch mean
+        entropies.append([-torch.special.xlogy(P, P).sum(dim=-1).mean().item(),
+                          -torch.special.xlogy(Pm, Pm).sum().item()])
         print("step %d: loss %.6f lr %.3e wd %.3f mom %.4f tt %.4f" % (step, loss.item(), lr_s[step], wd_s[step],
                                                                         mom_s[step], tt_s[step]))
     np.save(os.path.join(out, "losses.npy"), np.array(losses, dtype=np.float64))
+    np.save(os.path.join(out, "entropies.npy"), np.array(entropies, dtype=np.float64))
     np.save(os.path.join(out, "center.npy"), center.numpy().astype(np.float32))
     if opt["ibot"]:
         np.save(os.path.join(out, "mask_token.npy"), sp["mask_token"].detach().numpy().astype(np.float32))
