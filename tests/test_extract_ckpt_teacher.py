@@ -159,6 +159,22 @@ def body(tmp):
     check(p.returncode != 0 and "--objective dino" in p.stderr and not os.path.exists("E3.h5"),
           "--teacher-model with --objective xent: " + p.stderr.strip().splitlines()[-1])
 
+    # a checkpoint with DINOv2's weight-normed last layer (weight_g + weight_v in the files)
+    run("train", "--images", "procedural", "--arch", "micro.json", "--out", "ckw", "--iters", "2", "--save-every", "2",
+        "--batch", "8", "--n-images", "30", "--categories", "4", "--image-size", "40", "--last-layer", "weightnorm",
+        "--lr", "5e-3", "--threads", "2", "--quiet")
+    sdw = ckpt_ref.read_safetensors("ckw/ckpt_000002.safetensors")
+    check("dino_head.last_layer.weight_v" in sdw and "dino_head.last_layer.weight" not in sdw and
+          np.all(sdw["dino_head.last_layer.weight_g"] == 1), "weight-normed checkpoint: weight_g (ones) + weight_v")
+    run("extract", "--model", "ckw/ckpt_000002.student.safetensors", "--teacher-model", "ckw/ckpt_000002.safetensors",
+        "--center-from", "ckw/ckpt_000002.json", "--out", "FW.h5", *common)
+    loss_w, _, bwd_w, _ = reference("ckw", 2, images, True)
+    with h5py.File("FW.h5", "r") as f:
+        ebw = tap_errors(f, "backprop", bwd_w, L)
+        elw = float(np.max(np.abs(f["/loss"][:].ravel() - loss_w) / np.abs(loss_w)))
+    check(ebw <= 1e-3 and elw <= 1e-4,
+          "weight-normed checkpoint objective: backprop taps rel err %.2e <= 1e-3, losses %.2e <= 1e-4" % (ebw, elw))
+
     # a Sinkhorn-Knopp checkpoint: its temperatures, but the center from the stimuli (recorded)
     run("train", "--images", "procedural", "--arch", "micro.json", "--out", "cks", "--iters", "2", "--save-every", "2",
         "--batch", "8", "--n-images", "30", "--categories", "4", "--image-size", "40", "--centering", "sinkhorn",

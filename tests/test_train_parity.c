@@ -146,6 +146,7 @@ int main(void) {
   if (!src) src = ".";
   run_case(src, "ema_koleo");
   run_case(src, "sinkhorn");
+  run_case(src, "wn");
   printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
   return failures ? 1 : 0;
 }

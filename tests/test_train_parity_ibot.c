@@ -14,7 +14,8 @@
  * small). The test also checks that the masks are not trivial (some crops masked, some not),
  * that the mask token moved, and that without --ibot (weight 0) there is no iBOT state.
  * Case ibot_sep: the same with a separate iBOT head (own parameters, started from the
- * reference's ihead_init.npy, clipped on its own, EMA teacher copy): both copies compared too. */
+ * reference's ihead_init.npy, clipped on its own, EMA teacher copy): both copies compared too.
+ * Case ibot_sep_wn: ibot_sep with weight-normed last layers (V trained, W = V / ||V||) in both heads. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static const double REF_MASK_PROB = 0.75;
 static int run_case(const char *src, const char *name) {
   char dir[] = "/tmp/gb_train_ibot_XXXXXX", cmd[4096], path[4096];
   if (!mkdtemp(dir)) return 1;
-  int separate = !strcmp(name, "ibot_sep");
+  int separate = !strncmp(name, "ibot_sep", 8);
   printf("case %s\n", name);
 
   /* the masks of steps 0..2, from the trainer's generator */
@@ -229,7 +230,7 @@ static int run_case(const char *src, const char *name) {
 int main(void) {
   const char *src = getenv("GB_SRC");
   if (!src) src = ".";
-  if (run_case(src, "ibot") || run_case(src, "ibot_sep")) failures++;
+  if (run_case(src, "ibot") || run_case(src, "ibot_sep") || run_case(src, "ibot_sep_wn")) failures++;
   printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
   return failures ? 1 : 0;
 }

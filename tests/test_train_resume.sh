@@ -52,7 +52,18 @@ cmp "$T/P1/ckpt_000006.safetensors" "$T/P2/ckpt_000006.safetensors" || { echo "F
 if cmp -s "$T/A/ckpt_000006.safetensors" "$T/P1/ckpt_000006.safetensors"; then
   echo "FAIL: --photometric dino changed nothing"; exit 1
 fi
-echo "1 and 2 threads bit-identical; photometric resume bit-identical"
+# the weight-normed last layer (V in the files as weight_v) resumes exactly too
+"$GB_BIN" train "${common[@]}" --last-layer weightnorm --out "$T/W1"
+"$GB_BIN" train "${common[@]}" --last-layer weightnorm --out "$T/W2" --stop-at 3
+"$GB_BIN" train "${common[@]}" --last-layer weightnorm --out "$T/W2" --resume
+for f in ckpt_000006.safetensors ckpt_000006.student.safetensors ckpt_000006.state.safetensors ckpt_000006.json; do
+  cmp "$T/W1/$f" "$T/W2/$f" || { echo "FAIL: weight-normed resume: $f differs"; exit 1; }
+done
+if "$GB_BIN" train "${common[@]}" --out "$T/W2" --resume 2> "$T/err"; then
+  echo "FAIL: resumed a weight-normed run with a plain last layer"; exit 1
+fi
+grep -q "last_layer" "$T/err" || { echo "FAIL: the refusal does not name the last layer"; cat "$T/err"; exit 1; }
+echo "1 and 2 threads bit-identical; photometric and weight-normed resume bit-identical"
 # the teacher checkpoint is a model the extraction loader reads without flags
 /usr/bin/python3 - "$T/A" <<'P'
 import json, struct, sys

@@ -63,6 +63,7 @@ static void case_config(gb_train_config *c, const cJSON *cj) {
   c->clip = jnum(cj, "clip");
   c->koleo_weight = jnum(cj, "koleo");
   c->sinkhorn = (int)jnum(cj, "sinkhorn");
+  c->norm_last_layer = (int)jnum(cj, "norm_last_layer");
 }
 
 /* Flattened head parameters of a loaded file, in the trainer's layout. */

@@ -69,6 +69,8 @@ typedef struct gb_ibot {
   float *ishead_mem, *ithead_mem, *ig, *im, *iv;
   uint8_t *idecay;
   gb_dhead_params ishead, ithead, idhead;
+  gb_dhead_params isfw, itfw;    /* what its passes use (last = W when weight-normed) */
+  gb_dhead_wn iswn, itwn;
 } gb_ibot;
 
 /* The masks of iteration `it` for config c at a patch grid gh x gw: mask (n_global * batch x

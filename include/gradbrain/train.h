@@ -110,6 +110,21 @@ void gb_dhead_forward(const gb_dhead_config *c, const gb_dhead_params *p, gb_dhe
 void gb_dhead_backward(const gb_dhead_config *c, const gb_dhead_params *p, gb_dhead_acts *a, const float *f,
                        const float *dlogits, int n, float *df, gb_dhead_params *dp);
 
+/* DINO's weight-normed last layer (DINOv1/DINOv2 norm_last_layer): the trained parameter is V
+ * (k x bottleneck, in gb_dhead_params.last); the layer applies W = g V / ||V|| per prototype row
+ * with g fixed to 1. Checkpoints store it as last_layer.weight_g (ones) + weight_v (V). */
+typedef struct {
+  float *w;        /* (k x bottleneck) W = V / ||V|| of the last gb_dhead_wn_forward */
+  float *inv_norm; /* (k) 1 / ||V_row|| */
+} gb_dhead_wn;
+gb_status gb_dhead_wn_init(gb_dhead_wn *wn, const gb_dhead_config *c);
+void gb_dhead_wn_free(gb_dhead_wn *wn);
+/* W and 1/||V|| from V (a zero row gives a zero W row). */
+void gb_dhead_wn_forward(const gb_dhead_config *c, const float *v, gb_dhead_wn *wn);
+/* In place: the gradient wrt W (k x bottleneck) becomes the gradient wrt V,
+ * dV = (dW - W (W . dW)) / ||V|| per row. */
+void gb_dhead_wn_backward(const gb_dhead_config *c, const gb_dhead_wn *wn, float *grad);
+
 /* ---- losses ---- */
 
 /* Teacher targets with centering: P (rows x k) = softmax((t - center) / temp). */
@@ -199,6 +214,7 @@ typedef struct {
   double ibot_mask_prob, ibot_ratio[2]; /* fraction of masked global crops, mask ratio range */
   int ibot_separate_head;   /* 1: a separate iBOT head (else the DINO head is shared) */
   int photometric;          /* 1: DINO's colour jitter / grayscale / blur / solarization per crop */
+  int norm_last_layer;      /* 1: weight-normed last head layer, g = 1 (DINOv2); 0: plain (DINOv3) */
 } gb_train_config;
 
 /* Fills the defaults for `arch_name`: "vit-tiny" | "vit-small" | a path ending in .json (HF-style
@@ -234,8 +250,10 @@ typedef struct {
   gb_train_config cfg;
   gb_vit *student, *student_local; /* the local twin shares the student's parameters */
   gb_vit *teacher;
-  gb_dhead_params shead, thead, dhead;
+  gb_dhead_params shead, thead, dhead; /* parameter layouts (last = V when weight-normed) */
   float *shead_mem, *thead_mem;
+  gb_dhead_params sfw, tfw;        /* what the head passes use: shead/thead, last = W if weight-normed */
+  gb_dhead_wn swn, twn;            /* weight-normed last layers (norm_last_layer) */
   gb_vit_params dback;             /* gradient layout of the backbone */
   gb_param_group back, head;
   gb_dhead_acts sacts, tacts;

@@ -32,15 +32,18 @@ static void help(void) {
          "  --min-lr X               final learning rate (default 1e-6)\n"
          "  --warmup N               lr warm-up iterations (default 10%% of --iters)\n"
          "  --wd A:B                 weight decay cosine A -> B (default 0.04:0.4)\n"
-         "  --momentum A:B           teacher EMA momentum cosine A -> B (default 0.95:1 tiny, 0.992:1)\n"
+         "  --momentum A:B           teacher EMA momentum cosine A -> B (default 0.992:1)\n"
          "  --teacher-temp A:B       teacher temperature warm-up A -> B (default 0.04:0.04 tiny, 0.04:0.07)\n"
          "  --teacher-temp-warmup N  its length (default 30%% of --iters)\n"
          "  --student-temp X         (default 0.1)\n"
          "  --centering ema|sinkhorn teacher centering (default ema, momentum 0.9)\n"
          "  --clip X                 gradient-norm clipping (default 3.0)\n"
          "  --photometric dino|none  DINO's colour jitter, grayscale, blur, solarization per crop\n"
-         "                           (seeded per crop; default dino for vit-tiny, none otherwise)\n"
-         "  --koleo W                KoLeo regularizer weight (default 0.1 tiny, else 0 = off; DINOv2: 0.1)\n"
+         "                           (seeded per crop; default none)\n"
+         "  --last-layer plain|weightnorm  the head's last layer: plain (DINOv3; default) or\n"
+         "                           weight-normed with g fixed to 1 (DINOv1/v2 norm_last_layer:\n"
+         "                           prototypes W = V/||V||, V trained; saved as weight_g + weight_v)\n"
+         "  --koleo W                KoLeo regularizer weight (default 0.3 tiny, else 0 = off; DINOv2: 0.1)\n"
          "  --ibot W                 iBOT masked-patch loss weight (default 0 = off; DINOv2 uses 1): a\n"
          "                           fraction of the global crops get block-wise masks, masked patches\n"
          "                           are a learned mask token for the student, the shared DINO head on\n"
@@ -63,7 +66,7 @@ static void help(void) {
          "  --stop-at N              stop after iteration N (as if interrupted; continue with --resume)\n"
          "  --overwrite              start again in a CKPT_DIR that holds checkpoints\n"
          "  --threads N, --quiet\n\n"
-         "Not implemented: iBOT with Sinkhorn-Knopp centering, weight-normed last layer.\n");
+         "Not implemented: iBOT with Sinkhorn-Knopp centering.\n");
 }
 
 static int pair(cli_args *a, const char *name, double *x, double *y) {
@@ -110,6 +113,7 @@ int cmd_train(int argc, char **argv) {
     return 2;
   const char *centering = cli_str(&a, "--centering", "ema"), *head = cli_str(&a, "--head", NULL);
   const char *photo = cli_str(&a, "--photometric", c.photometric ? "dino" : "none");
+  const char *last = cli_str(&a, "--last-layer", "plain");
   int ibot_sep = cli_flag(&a, "--ibot-separate-head");
   int resume = cli_flag(&a, "--resume"), overwrite = cli_flag(&a, "--overwrite");
   if (cli_common(&a) || cli_finish(&a)) return 2;
@@ -122,6 +126,11 @@ int cmd_train(int argc, char **argv) {
     return 2;
   }
   c.photometric = !strcmp(photo, "dino");
+  if (strcmp(last, "plain") && strcmp(last, "weightnorm")) {
+    fprintf(stderr, "gradbrain train: error: --last-layer '%s': expected plain or weightnorm\n", last);
+    return 2;
+  }
+  c.norm_last_layer = !strcmp(last, "weightnorm");
   if (strcmp(centering, "ema") && strcmp(centering, "sinkhorn")) {
     fprintf(stderr, "gradbrain train: error: --centering '%s': expected ema or sinkhorn\n", centering);
     return 2;

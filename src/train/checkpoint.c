@@ -71,7 +71,9 @@ static int backbone_refs(const gb_vit_config *c, const gb_vit_params *p, const c
   return n;
 }
 
-static int head_refs(const gb_dhead_config *h, const gb_dhead_params *p, tensor_ref *r) {
+/* The head; a weight-normed last layer (ones != NULL) as PyTorch's weight_norm names it:
+ * weight_g (k x 1, fixed to ones) and weight_v (V). */
+static int head_refs(const gb_dhead_config *h, const gb_dhead_params *p, float *ones, tensor_ref *r) {
   int n = 0;
   ref(r, &n, "dino_head.mlp.0.weight", p->w0, 2, h->hidden, h->in, 0, 0);
   ref(r, &n, "dino_head.mlp.0.bias", p->b0, 1, h->hidden, 0, 0, 0);
@@ -79,7 +81,12 @@ static int head_refs(const gb_dhead_config *h, const gb_dhead_params *p, tensor_
   ref(r, &n, "dino_head.mlp.2.bias", p->b1, 1, h->hidden, 0, 0, 0);
   ref(r, &n, "dino_head.mlp.4.weight", p->w2, 2, h->bottleneck, h->hidden, 0, 0);
   ref(r, &n, "dino_head.mlp.4.bias", p->b2, 1, h->bottleneck, 0, 0, 0);
-  ref(r, &n, "dino_head.last_layer.weight", p->last, 2, h->k, h->bottleneck, 0, 0);
+  if (ones) {
+    ref(r, &n, "dino_head.last_layer.weight_g", ones, 2, h->k, 1, 0, 0);
+    ref(r, &n, "dino_head.last_layer.weight_v", p->last, 2, h->k, h->bottleneck, 0, 0);
+  } else {
+    ref(r, &n, "dino_head.last_layer.weight", p->last, 2, h->k, h->bottleneck, 0, 0);
+  }
   return n;
 }
 
@@ -121,12 +128,23 @@ void gb_ckpt_path(char *out, size_t n, const char *dir, int64_t it, const char *
 
 /* Model file: backbone + head of one network, written (save = 1) or read into place. */
 static gb_status model_file(const char *path, int save, const gb_vit_config *vc, const gb_vit_params *vp,
-                            const gb_dhead_config *hc, const gb_dhead_params *hp) {
+                            const gb_dhead_config *hc, const gb_dhead_params *hp, int norm_last_layer) {
   tensor_ref *r = calloc((size_t)backbone_ntensors(vc) + 8, sizeof *r);
-  if (!r) return gb_fail(GB_ERR_NOMEM, "out of memory");
+  float *ones = norm_last_layer ? malloc((size_t)hc->k * sizeof(float)) : NULL;
+  if (!r || (norm_last_layer && !ones)) {
+    free(r);
+    free(ones);
+    return gb_fail(GB_ERR_NOMEM, "out of memory");
+  }
+  for (int k = 0; ones && k < hc->k; k++) ones[k] = 1.0f;
   int n = backbone_refs(vc, vp, "", r);
-  n += head_refs(hc, hp, r + n);
+  n += head_refs(hc, hp, ones, r + n);
   gb_status s = save ? write_refs(path, r, n) : read_refs(path, r, n);
+  for (int k = 0; s == GB_OK && !save && ones && k < hc->k; k++)
+    if (ones[k] != 1.0f)
+      s = gb_fail(GB_ERR_FORMAT, "%s: 'dino_head.last_layer.weight_g'[%d] is %g, expected 1 (g is fixed in training)",
+                  path, k, ones[k]);
+  free(ones);
   free(r);
   return s;
 }
@@ -186,6 +204,8 @@ static cJSON *config_json(const gb_train_config *c) {
   cJSON_AddStringToObject(o, "centering", c->sinkhorn ? "sinkhorn-knopp" : "ema");
   cJSON_AddNumberToObject(o, "clip", c->clip);
   cJSON_AddNumberToObject(o, "koleo_weight", c->koleo_weight);
+  if (c->norm_last_layer) /* only then: checkpoints with a plain last layer keep their config */
+    cJSON_AddStringToObject(o, "last_layer", "weight-normed, g = 1 (DINOv2 norm_last_layer)");
   if (c->ibot_weight > 0) { /* only then: checkpoints without iBOT keep their config */
     cJSON_AddNumberToObject(o, "ibot_weight", c->ibot_weight);
     cJSON_AddNumberToObject(o, "ibot_mask_probability", c->ibot_mask_prob);
@@ -246,9 +266,9 @@ gb_status gb_trainer_save(const gb_trainer *t, const char *dir, const char *hist
   const gb_train_config *c = &t->cfg;
   char path[4096];
   gb_ckpt_path(path, sizeof path, dir, t->it, ".safetensors");
-  GB_TRY(model_file(path, 1, &c->vit, &t->teacher->p, &c->head, &t->thead));
+  GB_TRY(model_file(path, 1, &c->vit, &t->teacher->p, &c->head, &t->thead, c->norm_last_layer));
   gb_ckpt_path(path, sizeof path, dir, t->it, ".student.safetensors");
-  GB_TRY(model_file(path, 1, &c->vit, &t->student->p, &c->head, &t->shead));
+  GB_TRY(model_file(path, 1, &c->vit, &t->student->p, &c->head, &t->shead, c->norm_last_layer));
   tensor_ref r[16];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, t->it, ".state.safetensors");
@@ -318,9 +338,9 @@ gb_status gb_trainer_load(gb_trainer *t, const char *dir, int64_t it, char **his
   cJSON_Delete(o);
   GB_TRY(s);
   gb_ckpt_path(path, sizeof path, dir, it, ".safetensors");
-  GB_TRY(model_file(path, 0, &c->vit, &t->teacher->p, &c->head, &t->thead));
+  GB_TRY(model_file(path, 0, &c->vit, &t->teacher->p, &c->head, &t->thead, c->norm_last_layer));
   gb_ckpt_path(path, sizeof path, dir, it, ".student.safetensors");
-  GB_TRY(model_file(path, 0, &c->vit, &t->student->p, &c->head, &t->shead));
+  GB_TRY(model_file(path, 0, &c->vit, &t->student->p, &c->head, &t->shead, c->norm_last_layer));
   tensor_ref r[16];
   int n = state_refs(t, r);
   gb_ckpt_path(path, sizeof path, dir, it, ".state.safetensors");

@@ -117,3 +117,41 @@ void gb_dhead_backward(const gb_dhead_config *c, const gb_dhead_params *p, gb_dh
   gelu_backward(a->dh1, a->h1p, a->dh1, (int64_t)n * H);
   linear_backward(df, dp ? dp->w0 : NULL, dp ? dp->b0 : NULL, a->dh1, f, p->w0, n, c->in, H);
 }
+
+gb_status gb_dhead_wn_init(gb_dhead_wn *wn, const gb_dhead_config *c) {
+  wn->w = gb_alloc((size_t)c->k * c->bottleneck * sizeof(float), "DINO head last layer");
+  wn->inv_norm = gb_alloc((size_t)c->k * sizeof(float), "DINO head last layer");
+  return wn->w && wn->inv_norm ? GB_OK : GB_ERR_NOMEM;
+}
+
+void gb_dhead_wn_free(gb_dhead_wn *wn) {
+  gb_free(wn->w);
+  gb_free(wn->inv_norm);
+  memset(wn, 0, sizeof *wn);
+}
+
+void gb_dhead_wn_forward(const gb_dhead_config *c, const float *v, gb_dhead_wn *wn) {
+  int Bo = c->bottleneck;
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < c->k; k++) {
+    const float *vr = v + (int64_t)k * Bo;
+    float *wr = wn->w + (int64_t)k * Bo;
+    double n2 = 0;
+    for (int j = 0; j < Bo; j++) n2 += (double)vr[j] * vr[j];
+    double inv = n2 > 0 ? 1.0 / sqrt(n2) : 0.0;
+    wn->inv_norm[k] = (float)inv;
+    for (int j = 0; j < Bo; j++) wr[j] = (float)(vr[j] * inv);
+  }
+}
+
+void gb_dhead_wn_backward(const gb_dhead_config *c, const gb_dhead_wn *wn, float *grad) {
+  int Bo = c->bottleneck;
+#pragma omp parallel for schedule(static)
+  for (int k = 0; k < c->k; k++) {
+    const float *wr = wn->w + (int64_t)k * Bo;
+    float *g = grad + (int64_t)k * Bo;
+    double dot = 0;
+    for (int j = 0; j < Bo; j++) dot += (double)wr[j] * g[j];
+    for (int j = 0; j < Bo; j++) g[j] = (float)((g[j] - wr[j] * dot) * wn->inv_norm[k]);
+  }
+}

@@ -143,6 +143,14 @@ gb_status gb_ibot_create(gb_trainer *t) {
     memset(ib->idecay + (ib->ishead.w1 - ib->ishead_mem), 1, (size_t)h->hidden * h->hidden);
     memset(ib->idecay + (ib->ishead.w2 - ib->ishead_mem), 1, (size_t)h->bottleneck * h->hidden);
     memset(ib->idecay + (ib->ishead.last - ib->ishead_mem), 1, (size_t)h->k * h->bottleneck);
+    ib->isfw = ib->ishead;
+    ib->itfw = ib->ithead;
+    if (c->norm_last_layer) { /* weight-normed last layer, as the DINO head's */
+      GB_TRY(gb_dhead_wn_init(&ib->iswn, h));
+      GB_TRY(gb_dhead_wn_init(&ib->itwn, h));
+      ib->isfw.last = ib->iswn.w;
+      ib->itfw.last = ib->itwn.w;
+    }
   }
   return gb_dhead_acts_init(&ib->acts, &c->head, ib->chunk);
 }
@@ -162,6 +170,8 @@ void gb_ibot_free(gb_trainer *t) {
   float *h[] = {ib->ishead_mem, ib->ithead_mem, ib->ig, ib->im, ib->iv};
   for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) gb_free(h[i]);
   gb_free(ib->idecay);
+  gb_dhead_wn_free(&ib->iswn);
+  gb_dhead_wn_free(&ib->itwn);
   free(ib->shard_m);
   free(ib->shard_c0);
   free(ib->shard_nc);
@@ -228,9 +238,13 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
   double tt = s->teacher_temp, ts = c->student_temp;
   if (ib->bad) return NAN; /* the trainer stops on a non-finite loss */
   /* the head: the shared DINO head (gradients into the trainer's head group) or the separate one */
-  const gb_dhead_params *shp = ib->separate ? &ib->ishead : &t->shead, *thp = ib->separate ? &ib->ithead : &t->thead;
+  const gb_dhead_params *shp = ib->separate ? &ib->isfw : &t->sfw, *thp = ib->separate ? &ib->itfw : &t->tfw;
   gb_dhead_params *dhp = ib->separate ? &ib->idhead : &t->dhead;
   if (ib->separate) memset(ib->ig, 0, (size_t)ib->ihn * sizeof(float));
+  if (ib->separate && c->norm_last_layer) {
+    gb_dhead_wn_forward(&c->head, ib->ishead.last, &ib->iswn);
+    gb_dhead_wn_forward(&c->head, ib->ithead.last, &ib->itwn);
+  }
   /* masked rows in (crop, patch) order; the student's final-normed tokens there */
   int nm = 0;
   for (int j = 0; j < GB; j++) {
@@ -298,6 +312,7 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
     layernorm_backward(ib->shard_dx[sh] + row * D, ib->dnorm_w, ib->dnorm_b, ib->dsfeat + (int64_t)r * D,
                        xl + row * D, m->p.norm_w, ib->smean + r, ib->srstd + r, 1, D);
   }
+  if (ib->separate && c->norm_last_layer) gb_dhead_wn_backward(&c->head, &ib->iswn, ib->idhead.last); /* dW -> dV */
   ib->loss = loss;
   return loss;
 }

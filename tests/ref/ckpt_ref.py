@@ -65,7 +65,15 @@ def head_params(sd):
     return {"w0": _t(sd["dino_head.mlp.0.weight"]), "b0": _t(sd["dino_head.mlp.0.bias"]),
             "w1": _t(sd["dino_head.mlp.2.weight"]), "b1": _t(sd["dino_head.mlp.2.bias"]),
             "w2": _t(sd["dino_head.mlp.4.weight"]), "b2": _t(sd["dino_head.mlp.4.bias"]),
-            "last": _t(sd["dino_head.last_layer.weight"])}
+            "last": last_layer(sd)}
+
+
+def last_layer(sd):
+    """The prototypes: a plain weight, or torch weight_norm's (weight_g, weight_v): g * v / ||v|| per row."""
+    if "dino_head.last_layer.weight" in sd:
+        return _t(sd["dino_head.last_layer.weight"])
+    g, v = _t(sd["dino_head.last_layer.weight_g"]), _t(sd["dino_head.last_layer.weight_v"])
+    return g.reshape(-1, 1) * v / v.norm(dim=1, keepdim=True)
 
 
 def head(hp, f):

@@ -20,7 +20,13 @@ Case ibot_sep: the same with a separate iBOT head (DINOv2's ibot.separate_head =
 parameters (initial values written as ihead_init.npy, flat in the C layout w0 b0 w1 b1 w2 b2 last,
 for the C side to start from), AdamW in the head's decay groups, clipped on its own, EMA teacher.
 
-Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot | ibot_sep)
+Case wn: ema_koleo with DINO's weight-normed last layer (torch.nn.utils.weight_norm semantics with
+weight_g fixed to 1, as DINOv1/v2's norm_last_layer): the parameter is V, the layer uses
+V / ||V|| per prototype row; V is decayed, clipped, and EMA-averaged into the teacher's V.
+student/teacher.safetensors then hold V as the plain last_layer.weight (compared with the trainer's V).
+Case ibot_sep_wn: ibot_sep with weight-normed last layers in both heads.
+
+Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot | ibot_sep | wn | ibot_sep_wn)
 Writes: model.safetensors + config.json (initial student = teacher, HF DINOv3 keys + head),
 global_S.npy / local_S.npy (crops of step S), case.json (options for the C side),
 losses.npy (3 steps), student.safetensors / teacher.safetensors / center.npy after 3 steps.
@@ -59,9 +65,9 @@ def main():
     c = dict(dim=32, depth=2, heads=2, patch=4, n_reg=2, eps=1e-5, mlp=128, image=16)
     opt = dict(batch=4, n_global=2, n_local=2, global_size=16, local_size=8, hidden=48, bottleneck=16, k=64,
                iters=10, warmup=3, tt_warmup=5, lr=2e-3, min_lr=1e-5, wd0=0.04, wd1=0.4, mom0=0.9, mom1=1.0,
-               tt0=0.04, tt1=0.07, ts=0.1, center_m=0.9, clip=0.5, koleo=0.1 if case == "ema_koleo" else 0.0,
+               tt0=0.04, tt1=0.07, ts=0.1, center_m=0.9, clip=0.5, koleo=0.1 if case in ("ema_koleo", "wn") else 0.0, norm_last_layer=1 if case in ("wn", "ibot_sep_wn") else 0,
                sinkhorn=1 if case == "sinkhorn" else 0, ibot=0.7 if case.startswith("ibot") else 0.0, ibot_mask_prob=0.75,
-               ibot_sep=1 if case == "ibot_sep" else 0)
+               ibot_sep=1 if case in ("ibot_sep", "ibot_sep_wn") else 0)
     B, G, L, K = opt["batch"], opt["n_global"], opt["n_local"], opt["k"]
 
     p = vit_ref.random_params("dinov3", c, g)
@@ -157,6 +163,8 @@ def main():
         z = F.gelu(F.linear(f, hp["w0"], hp["b0"]))
         z = F.gelu(F.linear(z, hp["w1"], hp["b1"]))
         z = F.normalize(F.linear(z, hp["w2"], hp["b2"]), dim=-1, p=2)
+        if opt["norm_last_layer"]:  # weight_norm(dim=0) with g = 1: each prototype row V_k / ||V_k||
+            return F.linear(z, hp["last"] / hp["last"].norm(dim=1, keepdim=True))
         return F.linear(z, hp["last"])
 
     def koleo(x):
