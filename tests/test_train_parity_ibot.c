@@ -15,7 +15,9 @@
  * that the mask token moved, and that without --ibot (weight 0) there is no iBOT state.
  * Case ibot_sep: the same with a separate iBOT head (own parameters, started from the
  * reference's ihead_init.npy, clipped on its own, EMA teacher copy): both copies compared too.
- * Case ibot_sep_wn: ibot_sep with weight-normed last layers (V trained, W = V / ||V||) in both heads. */
+ * Case ibot_sep_wn: ibot_sep with weight-normed last layers (V trained, W = V / ||V||) in both heads.
+ * Case ibot_sk: Sinkhorn-Knopp centering of the DINO and the iBOT (all masked patches at once)
+ * targets; no centers kept (both stay zero on both sides). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,7 +232,8 @@ static int run_case(const char *src, const char *name) {
 int main(void) {
   const char *src = getenv("GB_SRC");
   if (!src) src = ".";
-  if (run_case(src, "ibot") || run_case(src, "ibot_sep") || run_case(src, "ibot_sep_wn")) failures++;
+  if (run_case(src, "ibot") || run_case(src, "ibot_sep") || run_case(src, "ibot_sep_wn") || run_case(src, "ibot_sk"))
+    failures++;
   printf(failures ? "FAILED (%d)\n" : "ok\n", failures);
   return failures ? 1 : 0;
 }

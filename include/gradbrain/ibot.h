@@ -20,7 +20,10 @@
  * (momentum center_momentum); loss = mean over the n_global x batch crops of the mean over the
  * crop's masked patches of -sum_k p_k log softmax(s / ts)_k (a crop without masked patches adds
  * 0; DINOv2's forward_masked x 2 / n_global, identical for 2 global crops); the training loss
- * adds ibot_weight x this. Sinkhorn-Knopp centering is not supported with iBOT.
+ * adds ibot_weight x this. With Sinkhorn-Knopp centering (sinkhorn = 1) the targets are instead
+ * Sinkhorn-Knopp (3 iterations, temperature tt) over all masked patches of the step together, as
+ * DINOv2/v3 (memory: n_masked x K floats, plus twice that in double inside the iterations), and
+ * no patch center is kept.
  * The trainer runs the full ViT passes of src/nn/vit.c for the global crops when iBOT is on (every
  * final patch token is needed; the mask goes in through the gb_vit hooks patch_mask / mask_token /
  * dmask_token / dx_last). Checkpoints: ibot.mask_token, ibot.center, adam.ibot.{m,v} (and with a
@@ -60,6 +63,8 @@ typedef struct gb_ibot {
   int chunk;                     /* head rows per pass */
   gb_dhead_acts acts;
   float *cin, *tl, *sl, *dl;     /* chunk x D, chunk x K (x3) */
+  float *tall;                   /* Sinkhorn-Knopp centering: targets of every masked patch (n_masked x K) */
+  int64_t tall_rows;             /* its capacity in rows (grown as needed) */
   double *tsum;                  /* (K) sum of masked teacher logits (center update) */
   double loss;
   int bad;                       /* a shard index out of range was seen */

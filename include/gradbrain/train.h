@@ -23,7 +23,7 @@
  *   - optional iBOT masked-patch loss (ibot_weight > 0; gradbrain/ibot.h).
  *   - optional photometric augmentation (--photometric dino): DINO's colour jitter, grayscale,
  *     blur and solarization, seeded per crop (gb_photometric_augment).
- *   Not implemented: weight-normed last layer.
+ *   - optional weight-normed last head layer (norm_last_layer; gb_dhead_wn), default plain.
  *
  * Checkpoint directory CKPT_DIR (written by gb_train_run, every save_every iterations):
  *   config.json                      HF DINOv3ViTModel config (model_type "dinov3_vit"), so

@@ -48,7 +48,8 @@ static void help(void) {
          "                           fraction of the global crops get block-wise masks, masked patches\n"
          "                           are a learned mask token for the student, the shared DINO head on\n"
          "                           the masked patch tokens is trained to the teacher's (unmasked,\n"
-         "                           centered by its own EMA patch center, sharpened) patch targets\n"
+         "                           centered by its own EMA patch center, sharpened; with --centering\n"
+         "                           sinkhorn: Sinkhorn-Knopp over all masked patches) patch targets\n"
          "  --ibot-mask-prob P       fraction of masked global crops (default 0.5)\n"
          "  --ibot-ratio A:B         mask ratio range of a masked crop (default 0.1:0.5)\n"
          "  --ibot-separate-head     a separate iBOT head (DINOv2's ViT-L/g configs) instead of sharing\n"
@@ -65,8 +66,7 @@ static void help(void) {
          "  --resume                 continue from the last checkpoint in CKPT_DIR (bit-identical)\n"
          "  --stop-at N              stop after iteration N (as if interrupted; continue with --resume)\n"
          "  --overwrite              start again in a CKPT_DIR that holds checkpoints\n"
-         "  --threads N, --quiet\n\n"
-         "Not implemented: iBOT with Sinkhorn-Knopp centering.\n");
+         "  --threads N, --quiet\n");
 }
 
 static int pair(cli_args *a, const char *name, double *x, double *y) {

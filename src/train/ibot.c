@@ -67,8 +67,6 @@ int64_t gb_ibot_make_masks(const gb_train_config *c, int64_t it, int gh, int gw,
 gb_status gb_ibot_create(gb_trainer *t) {
   const gb_train_config *c = &t->cfg;
   if (!(c->ibot_weight > 0)) return GB_OK;
-  if (c->sinkhorn)
-    return gb_fail(GB_ERR_UNSUPPORTED, "--ibot with --centering sinkhorn: the iBOT patch targets use EMA centering only");
   if (!(c->ibot_mask_prob >= 0 && c->ibot_mask_prob <= 1) || !(c->ibot_ratio[0] >= 0) ||
       !(c->ibot_ratio[1] >= c->ibot_ratio[0]) || !(c->ibot_ratio[1] <= 1))
     return gb_fail(GB_ERR_ARG, "--ibot: mask probability %g (expected 0..1) and ratio range %g:%g (expected 0 <= a <= b <= 1)",
@@ -170,6 +168,7 @@ void gb_ibot_free(gb_trainer *t) {
   float *h[] = {ib->ishead_mem, ib->ithead_mem, ib->ig, ib->im, ib->iv};
   for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) gb_free(h[i]);
   gb_free(ib->idecay);
+  gb_free(ib->tall);
   gb_dhead_wn_free(&ib->iswn);
   gb_dhead_wn_free(&ib->itwn);
   free(ib->shard_m);
@@ -231,6 +230,14 @@ static int shard_of(const gb_ibot *ib, int j) {
   return -1;
 }
 
+/* The teacher's final patch tokens of masked rows r0 .. r0 + nr - 1 into ib->cin. */
+static void teacher_rows(gb_ibot *ib, int r0, int nr) {
+  int N = ib->N, D = ib->D;
+  for (int r = 0; r < nr; r++)
+    memcpy(ib->cin + (int64_t)r * D, ib->tfeat + ((int64_t)ib->row_crop[r0 + r] * N + ib->row_patch[r0 + r]) * D,
+           (size_t)D * sizeof(float));
+}
+
 double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
   gb_ibot *ib = t->ibot;
   const gb_train_config *c = &t->cfg;
@@ -267,16 +274,35 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
   if (!cnt) return NAN; /* the trainer stops on a non-finite loss */
   for (int r = 0; r < nm; r++) cnt[ib->row_crop[r]]++;
   memset(ib->tsum, 0, (size_t)K * sizeof(double));
+  if (c->sinkhorn && nm > 0) { /* Sinkhorn-Knopp couples every masked patch: all teacher logits first */
+    if (nm > ib->tall_rows) {
+      gb_free(ib->tall);
+      ib->tall = gb_alloc((size_t)nm * K * sizeof(float), "iBOT Sinkhorn-Knopp targets");
+      ib->tall_rows = ib->tall ? nm : 0;
+      if (!ib->tall) {
+        free(cnt);
+        return NAN; /* the trainer stops on a non-finite loss */
+      }
+    }
+    for (int r0 = 0; r0 < nm; r0 += ib->chunk) {
+      int nr = nm - r0 < ib->chunk ? nm - r0 : ib->chunk;
+      teacher_rows(ib, r0, nr);
+      gb_dhead_forward(&c->head, thp, &ib->acts, ib->cin, nr, ib->tall + (int64_t)r0 * K);
+    }
+    gb_dino_teacher_sinkhorn(ib->tall, ib->tall, nm, K, (float)tt, 3); /* DINOv2/v3: over the masked patches */
+  }
   double loss = 0;
   for (int r0 = 0; r0 < nm; r0 += ib->chunk) {
     int nr = nm - r0 < ib->chunk ? nm - r0 : ib->chunk;
-    for (int r = 0; r < nr; r++)
-      memcpy(ib->cin + (int64_t)r * D, ib->tfeat + ((int64_t)ib->row_crop[r0 + r] * N + ib->row_patch[r0 + r]) * D,
-             (size_t)D * sizeof(float));
-    gb_dhead_forward(&c->head, thp, &ib->acts, ib->cin, nr, ib->tl);
-    for (int r = 0; r < nr; r++) /* for the center update (row order: deterministic) */
-      for (int k = 0; k < K; k++) ib->tsum[k] += ib->tl[(int64_t)r * K + k];
-    gb_dino_teacher_softmax(ib->tl, ib->tl, ib->center, nr, K, (float)tt); /* in place: logits -> targets */
+    if (c->sinkhorn) {
+      memcpy(ib->tl, ib->tall + (int64_t)r0 * K, (size_t)nr * K * sizeof(float));
+    } else {
+      teacher_rows(ib, r0, nr);
+      gb_dhead_forward(&c->head, thp, &ib->acts, ib->cin, nr, ib->tl);
+      for (int r = 0; r < nr; r++) /* for the center update (row order: deterministic) */
+        for (int k = 0; k < K; k++) ib->tsum[k] += ib->tl[(int64_t)r * K + k];
+      gb_dino_teacher_softmax(ib->tl, ib->tl, ib->center, nr, K, (float)tt); /* in place: logits -> targets */
+    }
     gb_dhead_forward(&c->head, shp, &ib->acts, ib->sfeat + (int64_t)r0 * D, nr, ib->sl);
     for (int r = 0; r < nr; r++) {
       const float *p = ib->tl + (int64_t)r * K, *sv = ib->sl + (int64_t)r * K;
@@ -354,7 +380,7 @@ void gb_ibot_update(gb_trainer *t, const gb_train_sched *s) {
     float a = (float)s->momentum, b = (float)(1.0 - s->momentum);
     for (int64_t i = 0; i < ib->ihn; i++) ib->ithead_mem[i] = ib->ithead_mem[i] * a + b * ib->ishead_mem[i];
   }
-  if (ib->n_masked > 0) {
+  if (ib->n_masked > 0 && !c->sinkhorn) { /* (Sinkhorn-Knopp centering keeps no center) */
     double cm = c->center_momentum;
     for (int k = 0; k < ib->K; k++)
       ib->center[k] = (float)(ib->center[k] * cm + ib->tsum[k] / ib->n_masked * (1.0 - cm));

@@ -220,7 +220,6 @@ static gb_status write_provenance(const gb_train_config *c, const gb_train_opts 
   cJSON_AddNumberToObject(j, "threads", o->threads);
   cJSON_AddStringToObject(j, "photometric", c->photometric ? "dino (colour jitter 0.8, grayscale 0.2, blur 1/0.1/0.5, solarize 0.2)" : "none");
   cJSON_AddStringToObject(j, "model_for_analysis", "ckpt_XXXXXX.safetensors = teacher backbone + teacher DINO head");
-  cJSON_AddStringToObject(j, "not_implemented", "iBOT with Sinkhorn-Knopp centering");
   char *txt = cJSON_Print(j);
   cJSON_Delete(j);
   char path[4096], tmp[4200];

@@ -25,8 +25,10 @@ weight_g fixed to 1, as DINOv1/v2's norm_last_layer): the parameter is V, the la
 V / ||V|| per prototype row; V is decayed, clipped, and EMA-averaged into the teacher's V.
 student/teacher.safetensors then hold V as the plain last_layer.weight (compared with the trainer's V).
 Case ibot_sep_wn: ibot_sep with weight-normed last layers in both heads.
+Case ibot_sk: ibot with Sinkhorn-Knopp centering for the DINO targets and the iBOT patch targets
+(over all masked patches of a step at once; no centers kept).
 
-Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot | ibot_sep | wn | ibot_sep_wn)
+Usage: python3 train_ref.py OUTDIR CASE   (CASE: ema_koleo | sinkhorn | ibot | ibot_sep | wn | ibot_sep_wn | ibot_sk)
 Writes: model.safetensors + config.json (initial student = teacher, HF DINOv3 keys + head),
 global_S.npy / local_S.npy (crops of step S), case.json (options for the C side),
 losses.npy (3 steps), student.safetensors / teacher.safetensors / center.npy after 3 steps.
@@ -66,7 +68,7 @@ def main():
     opt = dict(batch=4, n_global=2, n_local=2, global_size=16, local_size=8, hidden=48, bottleneck=16, k=64,
                iters=10, warmup=3, tt_warmup=5, lr=2e-3, min_lr=1e-5, wd0=0.04, wd1=0.4, mom0=0.9, mom1=1.0,
                tt0=0.04, tt1=0.07, ts=0.1, center_m=0.9, clip=0.5, koleo=0.1 if case in ("ema_koleo", "wn") else 0.0, norm_last_layer=1 if case in ("wn", "ibot_sep_wn") else 0,
-               sinkhorn=1 if case == "sinkhorn" else 0, ibot=0.7 if case.startswith("ibot") else 0.0, ibot_mask_prob=0.75,
+               sinkhorn=1 if case in ("sinkhorn", "ibot_sk") else 0, ibot=0.7 if case.startswith("ibot") else 0.0, ibot_mask_prob=0.75,
                ibot_sep=1 if case in ("ibot_sep", "ibot_sep_wn") else 0)
     B, G, L, K = opt["batch"], opt["n_global"], opt["n_local"], opt["k"]
 
@@ -210,7 +212,10 @@ def main():
                 tall = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64), tokens=True)
                 tf = tall[:, 0]
                 tlp = head(ithp, tall[:, npre:][M])  # (crop, patch) order
-                Pp = F.softmax((tlp - pcenter) / tt_s[step], dim=-1)
+                if opt["sinkhorn"]:  # DINOv2/v3: Sinkhorn-Knopp over all masked patches of the step
+                    Pp = sinkhorn(tlp, tt_s[step])
+                else:
+                    Pp = F.softmax((tlp - pcenter) / tt_s[step], dim=-1)
             else:
                 tf = vit_ref.backbone("dinov3", c, tp, torch.tensor(gl, dtype=torch.float64))
             tl = head(thp, tf)
@@ -270,7 +275,7 @@ def main():
                 ema(ithp, ishp)
             if not opt["sinkhorn"]:
                 center = center * opt["center_m"] + tl.mean(dim=0) * (1 - opt["center_m"])
-            if opt["ibot"] and tlp.shape[0] > 0:
+            if opt["ibot"] and tlp.shape[0] > 0 and not opt["sinkhorn"]:
                 pcenter = pcenter * opt["center_m"] + tlp.mean(dim=0) * (1 - opt["center_m"])
         losses.append(loss.item())
         Pm = P.mean(dim=0)  # collapse monitors: mean target entropy, entropy of the batch mean
