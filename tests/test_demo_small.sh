@@ -27,10 +27,13 @@ t = A.get("trajectory", {})
 if len(t.get("x", [])) != 4: missing.append("trajectory.x (4 checkpoints)")
 for m in ("forward", "joint", "residual"):
     if len(t.get("series", {}).get(m, [])) != 4: missing.append("trajectory.series." + m)
+tr = t.get("training", {})
+if len(tr.get("loss", [])) != 4 or len(tr.get("teacher_entropy", [])) != 4: missing.append("trajectory.training (4 iterations)")
 if missing:
     print("FAIL: analysis.json lacks", missing); sys.exit(1)
 print("analysis.json has meg, fmri, stats and a 4-checkpoint trajectory")
 PY
+grep -q 'id="fig-training"' "$out/report.html" || { echo "FAIL: report has no training-run figure"; fail=1; }
 # a second run into the same directory replaces the previous demo; a foreign directory is refused
 "$GB_BIN" demo --out "$out" --iters 2 --images 40 --quiet > /dev/null || { echo "FAIL: rerun into a demo directory"; fail=1; }
 mkdir -p "$dir/foreign" && touch "$dir/foreign/keep.txt"

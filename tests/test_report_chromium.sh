@@ -38,7 +38,11 @@ PY
 import json
 A = json.load(open("A_fmri.json"))
 A["trajectory"] = {"x": [0, 100, 200, 400], "x_label": "training step", "y_label": "spatial-order rho",
-                   "series": {"forward": [0.1, 0.5, 0.8, 0.9], "residual": [0.0, -0.2, -0.4, -0.5]}}
+                   "series": {"forward": [0.1, 0.5, 0.8, 0.9], "residual": [0.0, -0.2, -0.4, -0.5]},
+                   "training": {"iteration": [1, 2, 3, 4, 5], "loss": [6.9, 6.1, 5.0, 4.2, 4.0],
+                                "dino": [6.8, 6.0, 4.9, 4.1, 3.9], "teacher_entropy": [6.0, None, 4.1, 3.3, 3.1],
+                                "teacher_batch_entropy": [6.5, 6.2, 5.5, 4.9, 4.8],
+                                "knn_iteration": [0, 5], "knn": [0.14, 0.33]}}
 json.dump(A, open("A_fmri_traj.json", "w"))
 PY
 "$GB_BIN" report --analysis A_meg.json --scores meg_bp.h5 meg_fa.h5 --out meg.html
@@ -68,10 +72,11 @@ check_page() { # page expected_figures
 }
 # MEG: forward courses, residual courses, latency, ceiling, signals compared = 5
 check_page meg.html 5
-# fMRI: R by layer, best layer, ceiling, trajectory = 4
-check_page fmri.html 4
+# fMRI: R by layer, best layer, ceiling, trajectory, training run = 5
+check_page fmri.html 5
 # both: the 5 MEG figures + fMRI R by layer, best layer, ceiling = 8
 check_page both.html 8
+grep -q "k-NN accuracy of the teacher CLS: 0: 0.140; 5: 0.330;" fmri.html || { echo "FAIL: training figure caption"; fail=1; }
 grep -q "SYNTHETIC" meg.html || { echo "FAIL: synthetic banner missing"; fail=1; }
 grep -q "meg_fa.h5" meg.html || { echo "FAIL: provenance does not list the scores files"; fail=1; }
 # bad input: not an analysis file

@@ -74,6 +74,12 @@ with h5py.File("T.h5", "r") as f:
         np.testing.assert_allclose(f["/%s/half_time_all" % m][0], half_time(it, mall), rtol=1e-5, equal_nan=True)
     loss = f["/extract_loss"][:]
     assert np.all(np.isfinite(loss)), loss
+    # the training curves: the last checkpoint's history, iteration by iteration
+    hist = [e for e in json.load(open("ck/ckpt_000006.json"))["history"] if "loss" in e]
+    np.testing.assert_array_equal(f["/training/iteration"][:], [e["it"] for e in hist])
+    for k in ("loss", "dino", "teacher_entropy", "teacher_batch_entropy"):
+        np.testing.assert_array_equal(f["/training/" + k][:], [e[k] for e in hist])
+    assert "/training/knn" not in f  # this run measured no k-NN
 # the features of different checkpoints differ (each checkpoint's own weights were used)
 with h5py.File("T.h5.work/ckpt_000002.features.h5", "r") as a, h5py.File("T.h5.work/ckpt_000006.features.h5", "r") as b:
     d = np.abs(a["/backprop/layer_02"][:] - b["/backprop/layer_02"][:]).max()

@@ -58,8 +58,12 @@
  *   /<model>/half_time_all      (1) float64: the same for mean_all
  *   /extract_loss               (C) float64: mean per-image DINO loss at each checkpoint (from extract;
  *                               the CLS DINO term of the checkpoint's objective, without iBOT)
+ *   /training/{iteration,loss,dino,teacher_entropy,teacher_batch_entropy}  (I) float64: the
+ *                               training run's curves, one value per iteration, from the last
+ *                               checkpoint's history (NaN where a run did not record a value);
+ *                               /training/{knn_iteration,knn} when the run measured k-NN accuracy
  *   attributes on /: version, command, checkpoints, images, brain, objective, pool, image_size,
- *   seed, n_folds, pca, x_label.
+ *   seed, n_folds, pca, x_label, training_history (the JSON the curves came from).
  * Beside it, T.json: {"x": iterations, "x_label", "y_label", "series": {"forward": mean_all, "joint":
  * ..., "residual": ...}, "half_time": {...}} (the report's "trajectory" section).
  * Work files: T.h5.work/ckpt_XXXXXX.features.h5 and .scores.h5 (outputs of extract and encode

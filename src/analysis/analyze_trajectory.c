@@ -16,6 +16,25 @@ static cJSON *numbers(const double *v, int64_t n) {
   return a;
 }
 
+/* The training run's curves (/training/ of T.h5, from the checkpoint history), or NULL. */
+static cJSON *training_curves(gb_h5 *f) {
+  static const char *KEY[] = {"iteration", "loss", "dino", "teacher_entropy", "teacher_batch_entropy", "knn_iteration",
+                              "knn"};
+  if (!gb_h5_exists(f, "/training/iteration")) return NULL;
+  cJSON *o = cJSON_CreateObject();
+  for (size_t q = 0; q < sizeof KEY / sizeof KEY[0]; q++) {
+    char name[64];
+    snprintf(name, sizeof name, "/training/%s", KEY[q]);
+    double *v = NULL;
+    int nd;
+    int64_t sh[GB_H5_MAXDIM];
+    if (gb_h5_exists(f, name) && gb_h5_read_f64(f, name, &v, &nd, sh) == GB_OK && nd == 1)
+      cJSON_AddItemToObject(o, KEY[q], numbers(v, sh[0]));
+    gb_free(v);
+  }
+  return o;
+}
+
 gb_status an_trajectory(const char *path, cJSON *root) {
   gb_h5 *f = NULL;
   GB_TRY(gb_h5_open(path, &f));
@@ -77,6 +96,8 @@ gb_status an_trajectory(const char *path, cJSON *root) {
                             "first iteration at which the score reaches half its value at the last checkpoint (linear interpolation between checkpoints); null if the final value is <= 0");
     cJSON_AddItemToObject(t, "per_layer", per_layer);
     cJSON_AddStringToObject(t, "source", path);
+    cJSON *tr = training_curves(f);
+    if (tr) cJSON_AddItemToObject(t, "training", tr);
     cJSON_AddItemToObject(root, "trajectory", t);
   } else {
     cJSON_Delete(series), cJSON_Delete(half), cJSON_Delete(per_layer), cJSON_Delete(t);

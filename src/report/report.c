@@ -620,6 +620,56 @@ static void trajectory_fig(rep *r, const cJSON *A) {
   free(x);
 }
 
+/* The training run behind the trajectory: the loss per iteration split into the teacher targets'
+ * entropy H(P) and the student's KL (DINO loss = H(P) + KL), with H(mean P); k-NN in the caption. */
+static void training_fig(rep *r, const cJSON *A) {
+  const cJSON *t = get(A, "trajectory.training");
+  int n = 0, m;
+  double *x = t ? nums(get(t, "iteration"), &n, NULL) : NULL;
+  double *y[4] = {nums(get(t, "loss"), &m, NULL), nums(get(t, "teacher_entropy"), NULL, NULL), NULL,
+                  nums(get(t, "teacher_batch_entropy"), NULL, NULL)};
+  double *dino = nums(get(t, "dino"), NULL, NULL);
+  const char *label[4] = {"loss", "H(P), teacher targets", "KL, student from targets", "H(mean P), batch"};
+  if (x && y[0] && n > 1 && m == n) {
+    if (dino && y[1] && (y[2] = malloc((size_t)n * sizeof(double))))
+      for (int k = 0; k < n; k++) y[2][k] = dino[k] - y[1][k];
+    double lo = INFINITY, hi = -INFINITY, xl = INFINITY, xh = -INFINITY;
+    minmax(x, n, &xl, &xh);
+    if (xh <= xl) xh = xl + 1;
+    for (int q = 0; q < 4; q++)
+      if (y[q]) minmax(y[q], n, &lo, &hi);
+    pad(&lo, &hi);
+    fig_open(r, "fig-training");
+    gb_plot p = {0};
+    p.legend_w = 190;
+    gb_plot_begin(r->s, &p, 820, 300, xl, xh, lo, hi, "Training run", "training iteration", "nats");
+    for (int q = 0; q < 4; q++)
+      if (y[q]) {
+        gb_plot_line(r->s, &p, x, y[q], n, gb_okabe_ito(q), q ? 1.2 : 2, q == 3 ? "4 3" : NULL);
+        gb_plot_legend(r->s, &p, label[q], gb_okabe_ito(q), q == 3 ? "4 3" : NULL, 0);
+      }
+    gb_plot_end(r->s, &p);
+    char cap[700];
+    int pos = snprintf(cap, sizeof cap,
+                       "Training loss per iteration (from the last checkpoint's history): the DINO term is H(P), the "
+                       "entropy of the teacher's targets, plus the student's KL from them; H(P) near ln K means "
+                       "uniform targets, H(mean P) near 0 one prototype for every crop (collapse).");
+    int nk = 0;
+    double *kx = nums(get(t, "knn_iteration"), &nk, NULL), *ky = nums(get(t, "knn"), NULL, NULL);
+    if (kx && ky && nk > 0) {
+      pos += snprintf(cap + pos, sizeof cap - (size_t)pos, " k-NN accuracy of the teacher CLS:");
+      for (int k = 0; k < nk && pos < (int)sizeof cap - 24; k++)
+        pos += snprintf(cap + pos, sizeof cap - (size_t)pos, " %.0f: %.3f;", kx[k], ky[k]);
+    }
+    free(kx);
+    free(ky);
+    fig_close(r, cap, "trajectory.training");
+  }
+  for (int q = 0; q < 4; q++) free(y[q]);
+  free(dino);
+  free(x);
+}
+
 /* ---- tables ---- */
 static void order_table(rep *r, const cJSON *A, int is_meg) {
   const cJSON *by = get(A, is_meg ? "meg.by_signal" : "fmri.by_signal");
@@ -781,6 +831,7 @@ gb_status gb_report(const gb_report_config *c, const char *out_html) {
   if (get(A, "trajectory")) {
     gb_sb_printf(&s, "<h2>Trajectory over training</h2>");
     trajectory_fig(&r, A);
+    training_fig(&r, A);
   }
   gb_sb_printf(&s, "<h2>Statistics</h2>");
   for (int k = 0; k < 2; k++) {

@@ -16,6 +16,7 @@
 #include "gradbrain/extract.h"
 #include "gradbrain/h5.h"
 #include "gradbrain/log.h"
+#include "gradbrain/textfile.h"
 #include "gradbrain/train.h"
 
 #define N_TMODELS 4
@@ -218,8 +219,56 @@ static gb_status write_json(const gb_trajectory_opts *o, const double *x, int C,
   return GB_OK;
 }
 
+/* The training curves from the last checkpoint's history into /training/: iteration, loss,
+ * dino, teacher_entropy, teacher_batch_entropy (NaN where a run did not record them), and the
+ * k-NN curve (knn_iteration, knn) when the run measured it. */
+static gb_status write_training_history(gb_h5 *f, const char *json_path) {
+  char *txt = NULL;
+  GB_TRY(gb_read_text_file(json_path, &txt));
+  cJSON *j = cJSON_Parse(txt);
+  free(txt);
+  const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "history");
+  if (!cJSON_IsArray(h)) {
+    cJSON_Delete(j);
+    return gb_fail(GB_ERR_FORMAT, "%s: field 'history': expected an array of iterations", json_path);
+  }
+  static const char *KEY[] = {"it", "loss", "dino", "teacher_entropy", "teacher_batch_entropy"};
+  enum { NK = sizeof KEY / sizeof KEY[0] };
+  int n = cJSON_GetArraySize(h), nl = 0, nk = 0;
+  double *v = malloc(((size_t)NK + 2) * (n ? n : 1) * sizeof(double));
+  gb_status s = v ? GB_OK : gb_fail(GB_ERR_NOMEM, "out of memory");
+  double *knn_it = v + (size_t)NK * n, *knn = knn_it + n;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, h) {
+    if (s != GB_OK) break;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(e, "it"), *kv = cJSON_GetObjectItemCaseSensitive(e, "knn");
+    if (cJSON_IsNumber(it) && cJSON_IsNumber(kv)) {
+      knn_it[nk] = it->valuedouble;
+      knn[nk++] = kv->valuedouble;
+    }
+    if (!cJSON_IsNumber(it) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "loss"))) continue;
+    for (int q = 0; q < NK; q++) {
+      const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, KEY[q]);
+      v[(size_t)q * n + nl] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    }
+    nl++;
+  }
+  char name[64];
+  int64_t snl = nl, snk = nk;
+  for (int q = 0; q < NK && s == GB_OK && nl > 0; q++) {
+    snprintf(name, sizeof name, "/training/%s", q ? KEY[q] : "iteration");
+    s = gb_h5_write_f64(f, name, v + (size_t)q * n, 1, &snl);
+  }
+  if (s == GB_OK && nk > 0) s = gb_h5_write_f64(f, "/training/knn_iteration", knn_it, 1, &snk);
+  if (s == GB_OK && nk > 0) s = gb_h5_write_f64(f, "/training/knn", knn, 1, &snk);
+  if (s == GB_OK && nl > 0) s = gb_h5_attr_set_str(f, "/", "training_history", json_path);
+  free(v);
+  cJSON_Delete(j);
+  return s;
+}
+
 static gb_status write_trajectory(const gb_trajectory_opts *o, collected *k, const double *x, char **names,
-                                  int image_size) {
+                                  int image_size, const char *last_json) {
   int C = k->C, L = k->L;
   gb_h5 *f = NULL;
   GB_TRY(gb_h5_create(o->out_path, o->overwrite, &f));
@@ -260,6 +309,7 @@ static gb_status write_trajectory(const gb_trajectory_opts *o, collected *k, con
   }
   char buf[64];
   int64_t v;
+  if (s == GB_OK) s = write_training_history(f, last_json);
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "version", GB_VERSION);
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "command", o->cmdline ? o->cmdline : "");
   if (s == GB_OK) s = gb_h5_attr_set_str(f, "/", "checkpoints", o->checkpoints);
@@ -339,7 +389,11 @@ gb_status gb_trajectory_run(const gb_trajectory_opts *o) {
     if (s == GB_OK) s = collect_one(&k, c, scores, feat);
     if (s != GB_OK) s = gb_fail_context(s, "checkpoint %s", model);
   }
-  if (s == GB_OK) s = write_trajectory(o, &k, x, names, image_size);
+  if (s == GB_OK) {
+    char last_json[4200];
+    gb_ckpt_path(last_json, sizeof last_json, o->checkpoints, its[C - 1], ".json");
+    s = write_trajectory(o, &k, x, names, image_size, last_json);
+  }
   for (int c = 0; c < C; c++) free(names ? names[c] : NULL);
   free(names);
   free(x);
