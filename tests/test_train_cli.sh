@@ -19,6 +19,20 @@ expect_error "required" train --images procedural
 expect_error "vit-tiny, vit-small or a config.json" train --images procedural --out "$T/o" --arch vit-huge
 expect_error "HIDDEN:BOTTLENECK:K" train --images procedural --out "$T/o" --head 12:3
 expect_error "ema or sinkhorn" train --images procedural --out "$T/o" --centering median
+expect_error "plain or weightnorm" train --images procedural --out "$T/o" --last-layer wn
+# the collapse monitor: a teacher temperature of 10 makes every target uniform -> a warning that
+# names it; the default temperature does not warn
+cat > "$T/micro.json" <<'J'
+{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 8,
+ "num_register_tokens": 2, "intermediate_size": 64, "image_size": 32}
+J
+micro=(train --images procedural --arch "$T/micro.json" --iters 4 --save-every 2 --batch 4 --local-crops 2
+       --n-images 20 --categories 4 --image-size 40 --threads 2)
+"$GB_BIN" "${micro[@]}" --teacher-temp 10:10 --out "$T/hot" 2> "$T/err" || { echo "FAIL: hot run"; fail=1; }
+grep -q "nearly uniform" "$T/err" || { echo "FAIL: no collapse warning at teacher temperature 10:"; cat "$T/err"; fail=1; }
+"$GB_BIN" "${micro[@]}" --out "$T/cool" 2> "$T/err" || { echo "FAIL: default run"; fail=1; }
+if grep -q "collapsing" "$T/err"; then echo "FAIL: collapse warning at the default temperature"; cat "$T/err"; fail=1; fi
+grep -q "teacher targets: entropy" "$T/err" || { echo "FAIL: no target entropy in the progress lines"; fail=1; }
 expect_error "A:B" train --images procedural --out "$T/o" --wd 0.04
 expect_error "batch" train --images procedural --out "$T/o" --batch 1
 echo '{"hidden_size": 30, "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 8}' > "$T/bad.json"

@@ -314,6 +314,8 @@ gb_status gb_train_run(const gb_train_config *c, const gb_train_opts *o) {
   gb_progress_start(&pr, "train", (o->stop_at > 0 && o->stop_at < c->iters ? o->stop_at : c->iters) - start, "iters");
   double t0 = gb_now();
   int64_t stop = o->stop_at > 0 && o->stop_at < c->iters ? o->stop_at : c->iters;
+  double hp_sum = 0, hb_sum = 0; /* collapse monitors summed since the last checkpoint */
+  int h_n = 0;
   while (s == GB_OK && t.it < stop) {
     gb_train_stats st;
     s = make_crops(c, &pool, t.it, global, local);
@@ -341,12 +343,28 @@ gb_status gb_train_run(const gb_train_config *c, const gb_train_opts *o) {
     }
     cJSON_AddItemToArray(hist, e);
     gb_progress_add(&pr, 1);
+    hp_sum += st.teacher_entropy;
+    hb_sum += st.teacher_batch_entropy;
+    h_n++;
     if (s == GB_OK && (t.it % c->save_every == 0 || t.it == c->iters)) {
       char *h = cJSON_PrintUnformatted(hist);
       s = h ? gb_trainer_save(&t, o->out_dir, h) : gb_fail(GB_ERR_NOMEM, "out of memory");
       free(h);
-      if (s == GB_OK) gb_info("iteration %lld: loss %.4f, saved %s/ckpt_%06lld.safetensors", (long long)t.it, st.loss,
-                              o->out_dir, (long long)t.it);
+      double lnk = log((double)c->head.k), hp = hp_sum / h_n, hb = hb_sum / h_n;
+      if (s == GB_OK)
+        gb_info("iteration %lld: loss %.4f, teacher targets: entropy %.2f per crop, %.2f of the batch mean (uniform: "
+                "ln K = %.2f), saved %s/ckpt_%06lld.safetensors",
+                (long long)t.it, st.loss, hp, hb, lnk, o->out_dir, (long long)t.it);
+      if (s == GB_OK && hp > 0.95 * lnk)
+        gb_warn("iterations %lld-%lld: the teacher's targets are nearly uniform (mean entropy %.2f of ln K = %.2f): the "
+                "DINO head is collapsing; a lower --teacher-temp, --koleo or weaker augmentation may help",
+                (long long)(t.it - h_n + 1), (long long)t.it, hp, lnk);
+      if (s == GB_OK && hb < 0.05 * lnk)
+        gb_warn("iterations %lld-%lld: every crop's target is on the same few prototypes (entropy of the batch mean "
+                "%.2f of ln K = %.2f): the DINO head is collapsing to one mode",
+                (long long)(t.it - h_n + 1), (long long)t.it, hb, lnk);
+      hp_sum = hb_sum = 0;
+      h_n = 0;
     }
   }
   gb_progress_end(&pr);
