@@ -620,15 +620,26 @@ static void trajectory_fig(rep *r, const cJSON *A) {
   free(x);
 }
 
+/* The numbers of array a if it has exactly n of them, else NULL. */
+static double *same_length(const cJSON *a, int n) {
+  int m = 0;
+  double *v = nums(a, &m, NULL);
+  if (v && m != n) {
+    free(v);
+    v = NULL;
+  }
+  return v;
+}
+
 /* The training run behind the trajectory: the loss per iteration split into the teacher targets'
  * entropy H(P) and the student's KL (DINO loss = H(P) + KL), with H(mean P); k-NN in the caption. */
 static void training_fig(rep *r, const cJSON *A) {
   const cJSON *t = get(A, "trajectory.training");
   int n = 0, m;
   double *x = t ? nums(get(t, "iteration"), &n, NULL) : NULL;
-  double *y[4] = {nums(get(t, "loss"), &m, NULL), nums(get(t, "teacher_entropy"), NULL, NULL), NULL,
-                  nums(get(t, "teacher_batch_entropy"), NULL, NULL)};
-  double *dino = nums(get(t, "dino"), NULL, NULL);
+  double *y[4] = {nums(get(t, "loss"), &m, NULL), same_length(get(t, "teacher_entropy"), n), NULL,
+                  same_length(get(t, "teacher_batch_entropy"), n)};
+  double *dino = same_length(get(t, "dino"), n);
   const char *label[4] = {"loss", "H(P), teacher targets", "KL, student from targets", "H(mean P), batch"};
   if (x && y[0] && n > 1 && m == n) {
     if (dino && y[1] && (y[2] = malloc((size_t)n * sizeof(double))))
@@ -655,7 +666,7 @@ static void training_fig(rep *r, const cJSON *A) {
                        "entropy of the teacher's targets, plus the student's KL from them; H(P) near ln K means "
                        "uniform targets, H(mean P) near 0 one prototype for every crop (collapse).");
     int nk = 0;
-    double *kx = nums(get(t, "knn_iteration"), &nk, NULL), *ky = nums(get(t, "knn"), NULL, NULL);
+    double *kx = nums(get(t, "knn_iteration"), &nk, NULL), *ky = same_length(get(t, "knn"), nk);
     if (kx && ky && nk > 0) {
       pos += snprintf(cap + pos, sizeof cap - (size_t)pos, " k-NN accuracy of the teacher CLS:");
       for (int k = 0; k < nk && pos < (int)sizeof cap - 24; k++)
