@@ -294,9 +294,8 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
   double loss = 0;
   for (int r0 = 0; r0 < nm; r0 += ib->chunk) {
     int nr = nm - r0 < ib->chunk ? nm - r0 : ib->chunk;
-    if (c->sinkhorn) {
-      memcpy(ib->tl, ib->tall + (int64_t)r0 * K, (size_t)nr * K * sizeof(float));
-    } else {
+    const float *targets = c->sinkhorn ? ib->tall + (int64_t)r0 * K : ib->tl;
+    if (!c->sinkhorn) {
       teacher_rows(ib, r0, nr);
       gb_dhead_forward(&c->head, thp, &ib->acts, ib->cin, nr, ib->tl);
       for (int r = 0; r < nr; r++) /* for the center update (row order: deterministic) */
@@ -305,7 +304,7 @@ double gb_ibot_loss(gb_trainer *t, const gb_train_sched *s) {
     }
     gb_dhead_forward(&c->head, shp, &ib->acts, ib->sfeat + (int64_t)r0 * D, nr, ib->sl);
     for (int r = 0; r < nr; r++) {
-      const float *p = ib->tl + (int64_t)r * K, *sv = ib->sl + (int64_t)r * K;
+      const float *p = targets + (int64_t)r * K, *sv = ib->sl + (int64_t)r * K;
       float *d = ib->dl + (int64_t)r * K;
       double smax = -INFINITY, ssum = 0, ce = 0;
       for (int k = 0; k < K; k++) smax = fmax(smax, sv[k] / ts);
