@@ -11,18 +11,16 @@
 #include "gradbrain/arena.h"
 #include "gradbrain/ibot.h"
 #include "gradbrain/log.h"
+#include "gradbrain/textfile.h"
 #include "gradbrain/train.h"
 
 /* Backbone hyperparameters from an HF-style config.json (hidden_size, num_hidden_layers,
  * num_attention_heads, patch_size, num_register_tokens, intermediate_size, image_size). */
 static gb_status arch_from_json(gb_train_config *c, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return gb_fail(GB_ERR_IO, "--arch %s: cannot open", path);
-  char buf[65536];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  cJSON *o = cJSON_Parse(buf);
+  char *txt = NULL;
+  GB_TRY(gb_read_text_file(path, &txt));
+  cJSON *o = cJSON_Parse(txt);
+  free(txt);
   if (!cJSON_IsObject(o)) {
     cJSON_Delete(o);
     return gb_fail(GB_ERR_FORMAT, "%s: not a JSON object", path);

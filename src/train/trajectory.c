@@ -49,13 +49,10 @@ static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 static int config_image_size(const char *dir) {
   char p[4096];
   snprintf(p, sizeof p, "%s/config.json", dir);
-  FILE *f = fopen(p, "rb");
-  if (!f) return 0;
-  char buf[16384];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  cJSON *o = cJSON_Parse(buf);
+  char *txt = NULL;
+  if (!file_exists(p) || gb_read_text_file(p, &txt) != GB_OK) return 0;
+  cJSON *o = cJSON_Parse(txt);
+  free(txt);
   const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "image_size");
   int v = cJSON_IsNumber(j) ? (int)j->valuedouble : 0;
   cJSON_Delete(o);
